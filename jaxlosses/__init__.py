@@ -1,0 +1,33 @@
+"""jaxlosses: classification losses for JAX with PyTorch's numbers and optax's conventions."""
+
+from jaxlosses import per_example as per_example
+from jaxlosses._binary import binary_cross_entropy as binary_cross_entropy
+from jaxlosses._binary import binary_cross_entropy_with_logits as binary_cross_entropy_with_logits
+from jaxlosses._binary import sigmoid_focal_loss as sigmoid_focal_loss
+from jaxlosses._core.classes import check_labels as check_labels
+from jaxlosses._multiclass import cross_entropy as cross_entropy
+from jaxlosses._multiclass import focal_loss as focal_loss
+from jaxlosses._multiclass import label_smoothing_loss as label_smoothing_loss
+from jaxlosses._multiclass import log_softmax as log_softmax
+from jaxlosses._multiclass import nll_loss as nll_loss
+from jaxlosses._multilabel import multilabel_soft_margin_loss as multilabel_soft_margin_loss
+from jaxlosses._overlap import dice_loss as dice_loss
+from jaxlosses._overlap import f1_loss as f1_loss
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "binary_cross_entropy",
+    "binary_cross_entropy_with_logits",
+    "check_labels",
+    "cross_entropy",
+    "dice_loss",
+    "f1_loss",
+    "focal_loss",
+    "label_smoothing_loss",
+    "log_softmax",
+    "multilabel_soft_margin_loss",
+    "nll_loss",
+    "per_example",
+    "sigmoid_focal_loss",
+]

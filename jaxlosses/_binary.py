@@ -1,0 +1,198 @@
+"""Elementwise binary losses: BCE on probabilities, BCE on logits, sigmoid focal loss.
+
+Each element is an independent binary problem; ``"mean"`` divides by the number of kept
+elements whatever the weights (PyTorch's convention for elementwise losses).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from jax.typing import ArrayLike
+
+from jaxlosses._core import checks, stable
+from jaxlosses._core.reduction import Unreduced, apply_mask, compute_dtype
+
+
+def _elementwise_inputs(name: str, x, targets):
+    x = checks.as_float_array(name, x)
+    targets = checks.as_numeric_array("targets", targets)
+    checks.check_same_shape(name, x, "targets", targets)
+    dtype = compute_dtype(x.dtype)
+    return x.astype(dtype), targets.astype(dtype), x.dtype
+
+
+def _broadcast_weight(name: str, weight, shape, dtype) -> jax.Array | None:
+    if weight is None:
+        return None
+    weight = checks.as_float_array(name, weight)
+    checks.check_broadcastable(name, weight, shape, to="input")
+    return weight.astype(dtype)
+
+
+def _finish(loss, weight, where, out_dtype) -> Unreduced:
+    if weight is not None:
+        loss = loss * weight
+    mask = checks.as_where(where, loss.shape)
+    return Unreduced(apply_mask(loss, mask), mask, None, out_dtype)
+
+
+# --------------------------------------------------------------------------------------
+
+
+def _bce_unreduced(probs, targets, *, weight, where) -> Unreduced:
+    p, t, dtype = _elementwise_inputs("probs", probs, targets)
+    w = _broadcast_weight("weight", weight, p.shape, p.dtype)
+    return _finish(stable.binary_cross_entropy(p, t), w, where, dtype)
+
+
+def binary_cross_entropy(
+    probs: ArrayLike,
+    targets: ArrayLike,
+    *,
+    weight: ArrayLike | None = None,
+    reduction: str = "mean",
+    where: ArrayLike | None = None,
+) -> jax.Array:
+    r"""Binary cross-entropy on probabilities (``torch.nn.functional.binary_cross_entropy``).
+
+    .. math::
+        \ell = -w \left[ t \max(\log p, -100) + (1 - t) \max(\log(1 - p), -100) \right]
+
+    The logs are clamped at -100 as in PyTorch, so ``p`` exactly 0 or 1 gives a finite
+    loss; the gradient is PyTorch's ``(p - t) / max(p (1 - p), 1e-12)``, finite there too.
+    Prefer :func:`binary_cross_entropy_with_logits` when you have logits.
+
+    Args:
+      probs: probabilities in ``[0, 1]`` (values outside give nan; PyTorch raises).
+      targets: targets in ``[0, 1]`` of ``probs``'s shape (floats, ints or bools).
+      weight: optional rescaling weight broadcastable to ``probs``.
+      reduction: ``"mean"`` (over elements), ``"sum"`` or ``"none"``.
+      where: optional boolean mask broadcastable to ``probs``.
+
+    Returns:
+      A scalar, or elementwise losses for ``reduction="none"``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> import jaxlosses
+      >>> probs = jax.nn.sigmoid(jnp.full(10, 1.3))
+      >>> jaxlosses.binary_cross_entropy(probs, jnp.ones(10)).round(4)
+      Array(0.241, dtype=float32)
+    """
+    checks.check_reduction(reduction)
+    return _bce_unreduced(probs, targets, weight=weight, where=where).reduce(reduction)
+
+
+# --------------------------------------------------------------------------------------
+
+
+def _bce_logits_unreduced(logits, targets, *, weight, pos_weight, where) -> Unreduced:
+    x, t, dtype = _elementwise_inputs("logits", logits, targets)
+    w = _broadcast_weight("weight", weight, x.shape, x.dtype)
+    pw = _broadcast_weight("pos_weight", pos_weight, x.shape, x.dtype)
+    pw = jnp.ones((), x.dtype) if pw is None else pw
+    pw = jnp.broadcast_to(pw, x.shape)
+    return _finish(stable.sigmoid_binary_cross_entropy(x, t, pw), w, where, dtype)
+
+
+def binary_cross_entropy_with_logits(
+    logits: ArrayLike,
+    targets: ArrayLike,
+    *,
+    weight: ArrayLike | None = None,
+    pos_weight: ArrayLike | None = None,
+    reduction: str = "mean",
+    where: ArrayLike | None = None,
+) -> jax.Array:
+    r"""Sigmoid binary cross-entropy on logits (``binary_cross_entropy_with_logits``).
+
+    .. math::
+        \ell = -w \left[ p_w\, t \log \sigma(x) + (1 - t) \log (1 - \sigma(x)) \right]
+
+    computed as :math:`w[(1 - t)x + (p_w t + 1 - t)\,\mathrm{softplus}(-x)]`, finite
+    for any finite ``x`` (1e30 included), with the closed-form gradient
+    :math:`w[(p_w t + 1 - t)\sigma(x) - p_w t]`.
+
+    Args:
+      logits: logits of any shape.
+      targets: targets in ``[0, 1]`` of ``logits``'s shape (floats, ints or bools).
+      weight: optional rescaling weight broadcastable to ``logits``.
+      pos_weight: optional weight of positive examples, broadcastable to ``logits``
+        (a ``(C,)`` vector weights the classes on the last axis, as in PyTorch).
+      reduction: ``"mean"`` (over elements), ``"sum"`` or ``"none"``.
+      where: optional boolean mask broadcastable to ``logits``.
+
+    Returns:
+      A scalar, or elementwise losses for ``reduction="none"``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> import jaxlosses
+      >>> jaxlosses.binary_cross_entropy_with_logits(jnp.full(10, 1.3), jnp.ones(10)).round(4)
+      Array(0.241, dtype=float32)
+    """
+    checks.check_reduction(reduction)
+    return _bce_logits_unreduced(
+        logits, targets, weight=weight, pos_weight=pos_weight, where=where
+    ).reduce(reduction)
+
+
+# --------------------------------------------------------------------------------------
+
+
+def _sigmoid_focal_unreduced(logits, targets, *, alpha, gamma, where) -> Unreduced:
+    checks.check_scalar_range("alpha", alpha, high=1.0)
+    checks.check_scalar_range("gamma", gamma, low=0.0)
+    x, t, dtype = _elementwise_inputs("logits", logits, targets)
+    loss = stable.sigmoid_focal(x, t, jnp.asarray(gamma, x.dtype))
+    a = jnp.asarray(alpha, x.dtype)
+    alpha_t = jnp.where(a >= 0, a * t + (1 - a) * (1 - t), jnp.ones_like(t))
+    return _finish(loss, alpha_t, where, dtype)
+
+
+def sigmoid_focal_loss(
+    logits: ArrayLike,
+    targets: ArrayLike,
+    *,
+    alpha: float = 0.25,
+    gamma: float = 2.0,
+    reduction: str = "mean",
+    where: ArrayLike | None = None,
+) -> jax.Array:
+    r"""Sigmoid focal loss, as ``torchvision.ops.sigmoid_focal_loss``.
+
+    .. math::
+        p_t = \sigma(x) t + (1 - \sigma(x))(1 - t), \qquad
+        \ell = \alpha_t (1 - p_t)^{\gamma}\, \mathrm{BCE}(x, t)
+
+    with :math:`\alpha_t = \alpha t + (1 - \alpha)(1 - t)`, or 1 when ``alpha < 0``.
+    :math:`1 - p_t` is computed in log space, so value and gradient stay finite for
+    ``|x| = 1e30`` and ``0 < gamma < 1``.
+
+    Args:
+      logits: logits of any shape.
+      targets: binary (or soft) targets of ``logits``'s shape.
+      alpha: weight of positives in ``[0, 1]``; negative disables the weighting.
+      gamma: focusing parameter ``>= 0``.
+      reduction: ``"mean"`` (over elements), ``"sum"`` or ``"none"``.
+      where: optional boolean mask broadcastable to ``logits``.
+
+    Returns:
+      A scalar, or elementwise losses for ``reduction="none"``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> import jaxlosses
+      >>> jaxlosses.sigmoid_focal_loss(jnp.array([3.0, -3.0]), jnp.array([1.0, 1.0]),
+      ...                              reduction="none").round(6)
+      Array([2.7000e-05, 6.9157e-01], dtype=float32)
+
+    References:
+      Lin et al., "Focal Loss for Dense Object Detection",
+      https://arxiv.org/abs/1708.02002
+    """
+    checks.check_reduction(reduction)
+    return _sigmoid_focal_unreduced(logits, targets, alpha=alpha, gamma=gamma, where=where).reduce(
+        reduction
+    )

@@ -1,0 +1,1 @@
+"""Shared core: reductions and masks, argument checks, stable primitives."""

@@ -1,0 +1,241 @@
+"""Numerically stable primitives with custom derivative rules.
+
+Each primitive here exists because the naive autodiff graph of the same formula produces
+a NaN or an Inf somewhere on finite inputs, or does needless work. Every rule is a
+``jax.custom_jvp`` whose tangent is linear in the input tangents and written with
+differentiable JAX operations, so JAX derives reverse mode by transposition and
+higher-order derivatives (``jax.hessian``, grad-of-grad, ``jax.jvp``) keep working.
+
+All functions expect their floating inputs already in the compute dtype (float32 for
+16-bit inputs, see :mod:`jaxlosses._core.reduction`).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+
+# --------------------------------------------------------------------------------------
+# log-sum-exp and softmax
+
+
+def _finite_max(x: jax.Array, axis: int) -> jax.Array:
+    # A row whose entries are all -inf has no finite max; shifting by 0 keeps exp() at 0
+    # instead of producing -inf - -inf = nan.
+    m = jnp.max(x, axis=axis, keepdims=True)
+    return jax.lax.stop_gradient(jnp.where(jnp.isfinite(m), m, jnp.zeros_like(m)))
+
+
+def softmax(x: jax.Array, axis: int = -1) -> jax.Array:
+    """Softmax that maps -inf logits to exactly 0 and an all -inf row to all zeros."""
+    e = jnp.exp(x - _finite_max(x, axis))
+    s = jnp.sum(e, axis=axis, keepdims=True)
+    return e / jnp.where(s == 0, jnp.ones_like(s), s)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
+def logsumexp(x: jax.Array, axis: int = -1) -> jax.Array:
+    """``log(sum(exp(x), axis))`` without overflow; -inf entries are masked-out classes.
+
+    Guards: logits of 1e30 (shift by the max), -inf entries (exp gives 0), and rows that
+    are entirely -inf (value -inf, gradient 0 instead of nan).
+    """
+    m = _finite_max(x, axis)
+    s = jnp.sum(jnp.exp(x - m), axis=axis, keepdims=True)
+    return jnp.squeeze(jnp.log(s) + m, axis=axis)
+
+
+@logsumexp.defjvp
+def _logsumexp_jvp(axis, primals, tangents):
+    (x,), (x_dot,) = primals, tangents
+    p = softmax(x, axis)
+    return logsumexp(x, axis), jnp.sum(p * x_dot, axis=axis)
+
+
+def log_softmax(x: jax.Array, axis: int = -1) -> jax.Array:
+    return x - jnp.expand_dims(logsumexp(x, axis), axis)
+
+
+# --------------------------------------------------------------------------------------
+# softmax cross-entropy against a (possibly unnormalised) target distribution q
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
+def softmax_cross_entropy(x: jax.Array, q: jax.Array, axis: int = -1) -> jax.Array:
+    r"""``sum_c q_c * (logsumexp(x) - x_c)``, reduced over ``axis``.
+
+    ``q`` is the (weighted) target distribution. Entries with ``q_c == 0`` contribute
+    exactly 0 even when ``x_c = -inf`` (a masked class), where the naive ``0 * -inf`` is
+    nan. The gradient is the closed form ``sum(q) * softmax(x) - q``, one fused
+    elementwise expression instead of the backward pass of a log-softmax.
+    """
+    lse = jnp.expand_dims(logsumexp(x, axis), axis)
+    nlp = jnp.where(q == 0, jnp.zeros_like(x), lse - x)
+    return jnp.sum(q * nlp, axis=axis)
+
+
+@softmax_cross_entropy.defjvp
+def _softmax_cross_entropy_jvp(axis, primals, tangents):
+    x, q = primals
+    x_dot, q_dot = tangents
+    lse = jnp.expand_dims(logsumexp(x, axis), axis)
+    nlp = jnp.where(q == 0, jnp.zeros_like(x), lse - x)
+    out = jnp.sum(q * nlp, axis=axis)
+    p = softmax(x, axis)
+    grad_x = jnp.sum(q, axis=axis, keepdims=True) * p - q
+    # d/dq_c = -log p_c, infinite for a masked class; the finite stand-in 0 keeps the
+    # gradient with respect to soft targets free of nan.
+    grad_q = jnp.where(jnp.isfinite(x), lse - x, jnp.zeros_like(x))
+    return out, jnp.sum(grad_x * x_dot + grad_q * q_dot, axis=axis)
+
+
+# --------------------------------------------------------------------------------------
+# sigmoid binary cross-entropy (with logits)
+
+
+@jax.custom_jvp
+def sigmoid_binary_cross_entropy(x: jax.Array, t: jax.Array, pos_weight: jax.Array) -> jax.Array:
+    r"""``-(pos_weight * t * log(sigmoid(x)) + (1 - t) * log(1 - sigmoid(x)))``.
+
+    Written as ``(1 - t) x + (pos_weight t + 1 - t) softplus(-x)``, finite for
+    ``|x| = 1e30``; the gradient is the closed form ``(pos_weight t + 1 - t) sigmoid(x) -
+    pos_weight t`` (``sigmoid(x) - t`` without ``pos_weight``).
+    """
+    lw = pos_weight * t + 1 - t
+    return (1 - t) * x + lw * jax.nn.softplus(-x)
+
+
+@sigmoid_binary_cross_entropy.defjvp
+def _sigmoid_bce_jvp(primals, tangents):
+    x, t, pw = primals
+    x_dot, t_dot, pw_dot = tangents
+    sp = jax.nn.softplus(-x)
+    lw = pw * t + 1 - t
+    out = (1 - t) * x + lw * sp
+    grad_x = lw * jax.nn.sigmoid(x) - pw * t
+    grad_t = -x + (pw - 1) * sp
+    grad_pw = t * sp
+    return out, grad_x * x_dot + grad_t * t_dot + grad_pw * pw_dot
+
+
+# --------------------------------------------------------------------------------------
+# binary cross-entropy on probabilities (PyTorch's clamped logs)
+
+_LOG_CLAMP = -100.0
+_BCE_GRAD_EPS = 1e-12
+
+
+@jax.custom_jvp
+def binary_cross_entropy(p: jax.Array, t: jax.Array) -> jax.Array:
+    r"""``-(t * max(log p, -100) + (1 - t) * max(log(1 - p), -100))``, as PyTorch.
+
+    The naive gradient at ``p = 0`` or ``p = 1`` is ``0 * inf = nan`` (the clamp's zero
+    slope times ``1/p``). The rule uses PyTorch's backward,
+    ``(p - t) / max(p (1 - p), 1e-12)``, which is finite everywhere on ``[0, 1]``.
+    """
+    log_p = jnp.maximum(jnp.log(p), _LOG_CLAMP)
+    log_1mp = jnp.maximum(jnp.log1p(-p), _LOG_CLAMP)
+    return -(t * log_p + (1 - t) * log_1mp)
+
+
+@binary_cross_entropy.defjvp
+def _binary_cross_entropy_jvp(primals, tangents):
+    p, t = primals
+    p_dot, t_dot = tangents
+    log_p = jnp.maximum(jnp.log(p), _LOG_CLAMP)
+    log_1mp = jnp.maximum(jnp.log1p(-p), _LOG_CLAMP)
+    out = -(t * log_p + (1 - t) * log_1mp)
+    grad_p = (p - t) / jnp.maximum(p * (1 - p), _BCE_GRAD_EPS)
+    grad_t = log_1mp - log_p
+    return out, grad_p * p_dot + grad_t * t_dot
+
+
+# --------------------------------------------------------------------------------------
+# focal modulation
+
+
+def _neg_log_ratio(log_p: jax.Array, u: jax.Array) -> jax.Array:
+    """``-log(p) / (1 - p)`` given ``log p`` and ``u = 1 - p``; its limit at p = 1 is 1."""
+    safe_u = jnp.where(u > 0, u, jnp.ones_like(u))
+    return jnp.where(u > 0, -log_p / safe_u, jnp.ones_like(u))
+
+
+@jax.custom_jvp
+def focal_log_prob(log_p: jax.Array, gamma: jax.Array) -> jax.Array:
+    r"""``(1 - p)**gamma * log p`` as a function of ``log p`` (``p <= 1``).
+
+    For ``gamma < 1`` the naive derivative ``gamma (1 - p)**(gamma - 1)`` is infinite at
+    ``p = 1`` and the chain rule multiplies it by ``dp = 0``: nan. The rule uses the
+    closed form ``(1 - p)**gamma * (1 + gamma * p * (-log p) / (1 - p))``, whose ratio
+    tends to 1, so the derivative is finite for every ``gamma >= 0``.
+    """
+    u = jnp.maximum(-jnp.expm1(log_p), 0.0)
+    return jnp.power(u, gamma) * log_p
+
+
+@focal_log_prob.defjvp
+def _focal_log_prob_jvp(primals, tangents):
+    log_p, gamma = primals
+    lp_dot, gamma_dot = tangents
+    u = jnp.maximum(-jnp.expm1(log_p), 0.0)
+    mod = jnp.power(u, gamma)
+    out = mod * log_p
+    p = jnp.exp(log_p)
+    # p * (-log p) / (1 - p); a -inf log-probability has p = 0 and contributes 0.
+    ratio = jnp.where(p > 0, p * _neg_log_ratio(log_p, u), jnp.zeros_like(p))
+    grad_lp = mod * (1 + gamma * ratio)
+    # d/dgamma of u**gamma * log p = u**gamma * log(u) * log p, 0 where u = 0.
+    safe_log_u = jnp.log(jnp.where(u > 0, u, jnp.ones_like(u)))
+    grad_gamma = jnp.where(u > 0, out * safe_log_u, jnp.zeros_like(u))
+    return out, grad_lp * lp_dot + grad_gamma * gamma_dot
+
+
+@jax.custom_jvp
+def sigmoid_focal(x: jax.Array, t: jax.Array, gamma: jax.Array) -> jax.Array:
+    r"""``BCE_with_logits(x, t) * (1 - p_t)**gamma`` with ``p_t = p t + (1 - p)(1 - t)``.
+
+    ``1 - p_t = t sigmoid(-x) + (1 - t) sigmoid(x)`` is computed in log space, so the
+    modulating factor and its derivative stay finite at ``|x| = 1e30`` and for
+    ``gamma < 1``, where the naive graph multiplies an infinite power derivative by 0.
+    """
+    ce = sigmoid_binary_cross_entropy(x, t, jnp.ones_like(x))
+    log_u = _log_one_minus_pt(x, t)
+    return ce * _exp_gamma(gamma, log_u)
+
+
+def _log_one_minus_pt(x, t):
+    # log(t * sigmoid(-x) + (1 - t) * sigmoid(x)); log(0) = -inf terms drop out exactly.
+    return jnp.logaddexp(
+        _safe_log(t) + jax.nn.log_sigmoid(-x), _safe_log(1 - t) + jax.nn.log_sigmoid(x)
+    )
+
+
+def _safe_log(t):
+    return jnp.where(t > 0, jnp.log(jnp.where(t > 0, t, jnp.ones_like(t))), -jnp.inf)
+
+
+def _exp_gamma(gamma, log_u):
+    # u**gamma from log u, with 0**0 = 1.
+    return jnp.where(gamma == 0, jnp.ones_like(log_u), jnp.exp(gamma * log_u))
+
+
+@sigmoid_focal.defjvp
+def _sigmoid_focal_jvp(primals, tangents):
+    x, t, gamma = primals
+    x_dot, t_dot, gamma_dot = tangents
+    ls_pos = jax.nn.log_sigmoid(x)
+    ls_neg = jax.nn.log_sigmoid(-x)
+    ce = (1 - t) * x - ls_pos  # = (1 - t) x + softplus(-x)
+    log_u = _log_one_minus_pt(x, t)
+    mod = _exp_gamma(gamma, log_u)
+    out = ce * mod
+    # d log u / dx = (1 - 2t) sigmoid(x) sigmoid(-x) / u, bounded; in log space.
+    dlogu_dx = (1 - 2 * t) * jnp.exp(ls_pos + ls_neg - log_u)
+    grad_x = (jax.nn.sigmoid(x) - t) * mod + gamma * ce * mod * dlogu_dx
+    # d log u / dt = (sigmoid(-x) - sigmoid(x)) / u
+    dlogu_dt = jnp.exp(ls_neg - log_u) - jnp.exp(ls_pos - log_u)
+    grad_t = (-x) * mod + gamma * ce * mod * dlogu_dt
+    grad_gamma = jnp.where(mod > 0, out * log_u, jnp.zeros_like(out))
+    return out, grad_x * x_dot + grad_t * t_dot + grad_gamma * gamma_dot

@@ -1,0 +1,391 @@
+"""Losses of logits over mutually exclusive classes.
+
+``log_softmax``, ``nll_loss``, ``cross_entropy`` (class indices or probabilities),
+the softmax ``focal_loss`` and the ``label_smoothing_loss`` of the seeds' ``loss.py``.
+
+Every loss here is ``sum_c q_c * (-log softmax(x)_c)`` for some target distribution
+``q`` (or, for NLL and focal loss, a function of the target's log-probability), reduced
+with PyTorch's denominators by :mod:`jaxlosses._core.reduction`.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from jax.typing import ArrayLike
+
+from jaxlosses._core import checks, stable
+from jaxlosses._core.classes import (
+    class_inputs,
+    class_labels,
+    class_weight,
+    finish_class_loss,
+)
+from jaxlosses._core.reduction import Unreduced, compute_dtype
+
+# --------------------------------------------------------------------------------------
+# log_softmax
+
+
+def log_softmax(x: ArrayLike, axis: int = -1) -> jax.Array:
+    r"""Log of the softmax along ``axis``, computed stably (``torch.log_softmax``).
+
+    .. math::
+        \log \mathrm{softmax}(x)_c = x_c - \log \sum_k e^{x_k}
+
+    16-bit inputs are computed in float32 and returned in their own dtype (so float16
+    over 2**16 or more classes does not overflow). ``-inf`` entries (masked classes) give
+    ``-inf``; their gradient is 0.
+
+    Args:
+      x: logits, any shape with at least one dimension.
+      axis: the class axis.
+
+    Returns:
+      Log-probabilities of ``x``'s shape and dtype.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> import jaxlosses
+      >>> jaxlosses.log_softmax(jnp.array([0.0, 0.0])).round(4)
+      Array([-0.6931, -0.6931], dtype=float32)
+    """
+    x = checks.as_float_array("x", x)
+    axis = checks.normalize_axis(axis, x.ndim)
+    out = stable.log_softmax(x.astype(compute_dtype(x.dtype)), axis)
+    return out.astype(x.dtype)
+
+
+# --------------------------------------------------------------------------------------
+# nll_loss
+
+
+def _nll_unreduced(log_probs, labels, *, weight, ignore_index, axis, where) -> Unreduced:
+    inputs, axis = class_inputs("log_probs", log_probs, axis, where)
+    lab = class_labels(inputs, labels, axis, ignore_index)
+    w = class_weight(weight, inputs.num_classes, inputs.x.dtype)
+    item_w = lab.item_weight(w, inputs.x.dtype)
+    loss = -item_w * lab.take(inputs.x)
+    return finish_class_loss(loss, lab, item_w, inputs.dtype)
+
+
+def nll_loss(
+    log_probs: ArrayLike,
+    labels: ArrayLike,
+    *,
+    weight: ArrayLike | None = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    axis: int = -1,
+    where: ArrayLike | None = None,
+) -> jax.Array:
+    r"""Negative log-likelihood of class indices (``torch.nn.functional.nll_loss``).
+
+    .. math::
+        \ell_n = -w_{y_n} \log p_{n, y_n}, \qquad
+        \mathrm{mean} = \frac{\sum_n \ell_n}{\sum_n w_{y_n}}
+
+    where the sums run over kept items (``y_n != ignore_index`` and ``where``).
+
+    Args:
+      log_probs: log-probabilities, e.g. from :func:`log_softmax`; the class axis is
+        ``axis`` (PyTorch's ``(N, C, d1, ...)`` layout is ``axis=1``).
+      labels: integer class indices, ``log_probs``'s shape without ``axis``.
+      weight: optional per-class weights, shape ``(C,)``.
+      ignore_index: label value whose items are skipped (loss 0, not in the mean).
+      reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+      axis: the class axis.
+      where: optional boolean mask broadcastable to ``labels``; False items are skipped.
+
+    Returns:
+      A scalar, or the per-item losses (``labels``'s shape) for ``reduction="none"``.
+      A mean over no kept item is 0 (PyTorch: nan). A label outside ``[0, C)`` that is
+      not ``ignore_index`` gives nan (see :func:`check_labels`).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> import jaxlosses
+      >>> x = jnp.array([[0.8982, 0.805, 0.6393, 0.9983, 0.5731,
+      ...                 0.0469, 0.556, 0.1476, 0.8404, 0.5544]])
+      >>> jaxlosses.nll_loss(jaxlosses.log_softmax(x), jnp.array([1])).round(4)
+      Array(2.1438, dtype=float32)
+    """
+    checks.check_reduction(reduction)
+    return _nll_unreduced(
+        log_probs, labels, weight=weight, ignore_index=ignore_index, axis=axis, where=where
+    ).reduce(reduction)
+
+
+# --------------------------------------------------------------------------------------
+# cross_entropy
+
+
+def _finite_mask(x: jax.Array) -> jax.Array:
+    # Classes whose logit is -inf are masked out: they take no label-smoothing mass.
+    return (x > -jnp.inf).astype(x.dtype)
+
+
+def _cross_entropy_unreduced(
+    logits, targets, *, weight, ignore_index, label_smoothing, axis, where
+) -> Unreduced:
+    checks.check_scalar_range("label_smoothing", label_smoothing, low=0.0, high=1.0)
+    inputs, axis = class_inputs("logits", logits, axis, where)
+    x, num_classes = inputs.x, inputs.num_classes
+    w = class_weight(weight, num_classes, x.dtype)
+    targets = jnp.asarray(targets)
+    smoothing = checks.concrete_scalar(label_smoothing)
+    smooth = smoothing is None or smoothing != 0
+    eps = jnp.asarray(label_smoothing, x.dtype)
+
+    if jnp.issubdtype(targets.dtype, jnp.integer):
+        lab = class_labels(inputs, targets, axis, ignore_index, name="targets")
+        item_w = lab.item_weight(w, x.dtype)
+        q = item_w[..., None] * lab.one_hot(num_classes, x.dtype)
+        if smooth:
+            uniform = _finite_mask(x) * lab.kept[..., None].astype(x.dtype) / num_classes
+            if w is not None:
+                uniform = uniform * w
+            q = (1 - eps) * q + eps * uniform
+        loss = stable.softmax_cross_entropy(x, q, -1)
+        return finish_class_loss(loss, lab, item_w, inputs.dtype)
+
+    if not jnp.issubdtype(targets.dtype, jnp.floating):
+        raise TypeError(
+            "targets must be integer class indices or floating class probabilities, got "
+            f"dtype {targets.dtype} (shape {targets.shape})"
+        )
+    full_shape = jnp.shape(logits)
+    if targets.shape != full_shape:
+        hint = ""
+        if targets.shape == inputs.item_shape:
+            hint = " (for class indices, pass an integer dtype)"
+        raise ValueError(
+            "floating targets are class probabilities and must have the logits' shape: "
+            f"got targets.shape={targets.shape} for logits.shape={full_shape}{hint}"
+        )
+    q = jnp.moveaxis(targets, axis, -1).astype(x.dtype)
+    if smooth:
+        q = (1 - eps) * q + eps * _finite_mask(x) / num_classes
+    if w is not None:
+        q = q * w
+    if inputs.mask is not None:
+        q = jnp.where(inputs.mask[..., None], q, jnp.zeros_like(q))
+    loss = stable.softmax_cross_entropy(x, q, -1)
+    return Unreduced(loss, inputs.mask, None, inputs.dtype)
+
+
+def cross_entropy(
+    logits: ArrayLike,
+    targets: ArrayLike,
+    *,
+    weight: ArrayLike | None = None,
+    ignore_index: int = -100,
+    label_smoothing: float = 0.0,
+    reduction: str = "mean",
+    axis: int = -1,
+    where: ArrayLike | None = None,
+) -> jax.Array:
+    r"""Softmax cross-entropy (``torch.nn.functional.cross_entropy``).
+
+    ``targets`` are integer class indices (the logits' shape without ``axis``) or
+    floating class probabilities (the logits' shape). With label smoothing
+    :math:`\varepsilon`, the target distribution is
+
+    .. math::
+        q_{n,c} = (1 - \varepsilon)\, t_{n,c} + \frac{\varepsilon}{C}, \qquad
+        \ell_n = -\sum_c w_c\, q_{n,c} \log \mathrm{softmax}(x_n)_c
+
+    where :math:`t` is the one-hot label or the given probabilities. For class
+    indices, ``"mean"`` divides by :math:`\sum_n w_{y_n}` over kept items (PyTorch's
+    weighted mean, smoothing term included); for probabilities, by the number of items.
+
+    The gradient is the closed form :math:`(\sum_c q_c)\,\mathrm{softmax}(x) - q`
+    (a ``custom_jvp``, so forward mode and Hessians work). ``-inf`` logits mark masked
+    classes: they take no label-smoothing mass (PyTorch returns inf there) and get a
+    zero gradient.
+
+    Args:
+      logits: unnormalised scores; the class axis is ``axis`` (``axis=1`` for
+        PyTorch's ``(N, C, d1, ...)`` layout). Unbatched ``(C,)`` logits work.
+      targets: integer labels or floating probabilities, see above.
+      weight: optional per-class weights, shape ``(C,)``.
+      ignore_index: label value whose items are skipped (class indices only).
+      label_smoothing: :math:`\varepsilon \in [0, 1]`.
+      reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+      axis: the class axis.
+      where: optional boolean mask broadcastable to the per-item losses; False items
+        contribute 0 and leave the mean's denominator.
+
+    Returns:
+      A scalar, or per-item losses (the logits' shape without ``axis``) for
+      ``reduction="none"``. A mean over no kept item is 0 (PyTorch: nan). A class index
+      outside ``[0, C)`` that is not ``ignore_index`` gives nan (see
+      :func:`check_labels`).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> import jaxlosses
+      >>> score = jnp.array([0.8982, 0.805, 0.6393, 0.9983, 0.5731,
+      ...                    0.0469, 0.556, 0.1476, 0.8404, 0.5544])
+      >>> jaxlosses.cross_entropy(score, jnp.array(1)).round(4)
+      Array(2.1438, dtype=float32)
+
+    References:
+      Szegedy et al., "Rethinking the Inception Architecture for Computer Vision"
+      (label smoothing), https://arxiv.org/abs/1512.00567
+    """
+    checks.check_reduction(reduction)
+    return _cross_entropy_unreduced(
+        logits,
+        targets,
+        weight=weight,
+        ignore_index=ignore_index,
+        label_smoothing=label_smoothing,
+        axis=axis,
+        where=where,
+    ).reduce(reduction)
+
+
+# --------------------------------------------------------------------------------------
+# focal_loss (softmax)
+
+
+def _focal_unreduced(logits, labels, *, gamma, weight, ignore_index, axis, where) -> Unreduced:
+    checks.check_scalar_range("gamma", gamma, low=0.0)
+    inputs, axis = class_inputs("logits", logits, axis, where)
+    x = inputs.x
+    lab = class_labels(inputs, labels, axis, ignore_index)
+    w = class_weight(weight, inputs.num_classes, x.dtype)
+    item_w = lab.item_weight(w, x.dtype)
+    log_p = lab.take(x) - stable.logsumexp(x, -1)
+    loss = -item_w * stable.focal_log_prob(log_p, jnp.asarray(gamma, x.dtype))
+    return finish_class_loss(loss, lab, item_w, inputs.dtype)
+
+
+def focal_loss(
+    logits: ArrayLike,
+    labels: ArrayLike,
+    *,
+    gamma: float = 2.0,
+    weight: ArrayLike | None = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    axis: int = -1,
+    where: ArrayLike | None = None,
+) -> jax.Array:
+    r"""Softmax focal loss over class indices.
+
+    .. math::
+        \ell_n = -w_{y_n} (1 - p_{n,y_n})^{\gamma} \log p_{n,y_n}, \qquad
+        p = \mathrm{softmax}(x)
+
+    This is the seeds' ``FocalLoss``:
+    ``nll_loss((1 - p) ** gamma * log p, labels, weight=weight)``, so ``"mean"`` divides
+    by :math:`\sum_n w_{y_n}` like :func:`nll_loss`. ``gamma = 0`` is cross-entropy. The
+    derivative stays finite at :math:`p = 1` for :math:`0 < \gamma < 1`, where the naive
+    one is ``inf * 0``.
+
+    Args:
+      logits: unnormalised scores with the class axis ``axis``.
+      labels: integer class indices, the logits' shape without ``axis``.
+      gamma: focusing parameter :math:`\gamma \ge 0`.
+      weight: optional per-class weights, shape ``(C,)`` (the :math:`\alpha` of the
+        paper, per class).
+      ignore_index: label value whose items are skipped.
+      reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+      axis: the class axis.
+      where: optional boolean mask broadcastable to ``labels``.
+
+    Returns:
+      A scalar, or per-item losses for ``reduction="none"``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> import jaxlosses
+      >>> # an easy example (p = 0.98) is down-weighted far more than a hard one (p = 0.2)
+      >>> logits = jnp.log(jnp.array([[0.98, 0.02], [0.2, 0.8]]))
+      >>> jaxlosses.focal_loss(logits, jnp.array([0, 0]), reduction="none").round(6)
+      Array([8.00000e-06, 1.03004e+00], dtype=float32)
+
+    References:
+      Lin et al., "Focal Loss for Dense Object Detection",
+      https://arxiv.org/abs/1708.02002
+    """
+    checks.check_reduction(reduction)
+    return _focal_unreduced(
+        logits,
+        labels,
+        gamma=gamma,
+        weight=weight,
+        ignore_index=ignore_index,
+        axis=axis,
+        where=where,
+    ).reduce(reduction)
+
+
+# --------------------------------------------------------------------------------------
+# label_smoothing_loss (the seeds' variant)
+
+
+def _label_smoothing_unreduced(logits, labels, *, smoothing, axis, where) -> Unreduced:
+    checks.check_scalar_range("smoothing", smoothing, low=0.0, high=1.0)
+    inputs, axis = class_inputs("logits", logits, axis, where)
+    x, num_classes = inputs.x, inputs.num_classes
+    if num_classes < 2:
+        raise ValueError(
+            "label_smoothing_loss spreads smoothing / (C - 1) over the other classes and "
+            f"needs C >= 2 classes, got C={num_classes} (logits.shape={jnp.shape(logits)})"
+        )
+    lab = class_labels(inputs, labels, axis, ignore_index=None)
+    s = jnp.asarray(smoothing, x.dtype)
+    hot = lab.one_hot(num_classes, x.dtype)
+    off = _finite_mask(x) * lab.kept[..., None].astype(x.dtype) - hot
+    q = (1 - s) * hot + s / (num_classes - 1) * off
+    loss = stable.softmax_cross_entropy(x, q, -1)
+    return finish_class_loss(loss, lab, lab.kept.astype(x.dtype), inputs.dtype)
+
+
+def label_smoothing_loss(
+    logits: ArrayLike,
+    labels: ArrayLike,
+    *,
+    smoothing: float = 0.1,
+    reduction: str = "mean",
+    axis: int = -1,
+    where: ArrayLike | None = None,
+) -> jax.Array:
+    r"""Cross-entropy against smoothed one-hot labels, the seeds' ``LabelSmoothingLoss``.
+
+    .. math::
+        q_{n,c} = \begin{cases} 1 - s & c = y_n \\ s / (C - 1) & c \ne y_n \end{cases},
+        \qquad \ell_n = -\sum_c q_{n,c} \log \mathrm{softmax}(x_n)_c
+
+    This differs from :func:`cross_entropy`'s ``label_smoothing`` (PyTorch's), which
+    gives every class :math:`\varepsilon / C`, the target included:
+    ``label_smoothing_loss(x, y, smoothing=s)`` equals
+    ``cross_entropy(x, y, label_smoothing=s * C / (C - 1))``.
+
+    Args:
+      logits: unnormalised scores with the class axis ``axis``; ``C >= 2``.
+      labels: integer class indices in ``[0, C)``, the logits' shape without ``axis``.
+      smoothing: :math:`s \in [0, 1]`.
+      reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+      axis: the class axis.
+      where: optional boolean mask broadcastable to ``labels``.
+
+    Returns:
+      A scalar, or per-item losses for ``reduction="none"``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> import jaxlosses
+      >>> jaxlosses.label_smoothing_loss(jnp.zeros(3), jnp.array(0), smoothing=0.2).round(4)
+      Array(1.0986, dtype=float32)
+
+    References:
+      Müller et al., "When Does Label Smoothing Help?", https://arxiv.org/abs/1906.02629
+    """
+    checks.check_reduction(reduction)
+    return _label_smoothing_unreduced(
+        logits, labels, smoothing=smoothing, axis=axis, where=where
+    ).reduce(reduction)

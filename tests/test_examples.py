@@ -1,0 +1,34 @@
+"""The examples run and print what they promise."""
+
+import pathlib
+import re
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def run_example(name, *args, timeout=600):
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / name), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_quickstart_prints_the_seed_numbers_and_trains():
+    out = run_example("quickstart.py", "--steps", "60")
+    for line in out.splitlines():
+        m = re.search(r"\[(\d\.\d{4})\]\s+(\d\.\d{4})$", line)
+        if m:
+            assert m.group(1) == m.group(2), line
+    assert len(re.findall(r"\[(\d\.\d{4})\]", out)) == 6
+    first = float(re.search(r"first loss\s+([\d.]+)", out).group(1))
+    final = float(re.search(r"final loss\s+([\d.]+)", out).group(1))
+    accuracy = float(re.search(r"train accuracy\s+([\d.]+)", out).group(1))
+    assert final < 0.5 * first
+    assert accuracy > 0.9

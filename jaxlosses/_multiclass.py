@@ -257,7 +257,7 @@ def _focal_unreduced(logits, labels, *, gamma, weight, ignore_index, axis, where
     lab = class_labels(inputs, labels, axis, ignore_index)
     w = class_weight(weight, inputs.num_classes, x.dtype)
     item_w = lab.item_weight(w, x.dtype)
-    log_p = lab.take(x) - stable.logsumexp(x, -1)
+    log_p = lab.take(stable.log_softmax(x, -1))
     loss = -item_w * stable.focal_log_prob(log_p, jnp.asarray(gamma, x.dtype))
     return finish_class_loss(loss, lab, item_w, inputs.dtype)
 

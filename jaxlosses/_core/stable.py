@@ -35,6 +35,19 @@ def softmax(x: jax.Array, axis: int = -1) -> jax.Array:
     return e / jnp.where(s == 0, jnp.ones_like(s), s)
 
 
+def _shift(x: jax.Array, axis: int) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """``x - max``, ``log(sum(exp(x - max)))`` and ``max``, all along ``axis`` (kept).
+
+    Differences are formed on the shifted logits, so ``-log p = lse_shifted - x_shifted``
+    is exact for logits like ``[1e4, 1e4]`` where ``(max + log 2) - x`` loses the
+    ``log 2`` to float32 rounding.
+    """
+    m = _finite_max(x, axis)
+    xs = x - m
+    lse_s = jnp.log(jnp.sum(jnp.exp(xs), axis=axis, keepdims=True))
+    return xs, lse_s, m
+
+
 @functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
 def logsumexp(x: jax.Array, axis: int = -1) -> jax.Array:
     """``log(sum(exp(x), axis))`` without overflow; -inf entries are masked-out classes.
@@ -42,9 +55,8 @@ def logsumexp(x: jax.Array, axis: int = -1) -> jax.Array:
     Guards: logits of 1e30 (shift by the max), -inf entries (exp gives 0), and rows that
     are entirely -inf (value -inf, gradient 0 instead of nan).
     """
-    m = _finite_max(x, axis)
-    s = jnp.sum(jnp.exp(x - m), axis=axis, keepdims=True)
-    return jnp.squeeze(jnp.log(s) + m, axis=axis)
+    _, lse_s, m = _shift(x, axis)
+    return jnp.squeeze(lse_s + m, axis=axis)
 
 
 @logsumexp.defjvp
@@ -54,12 +66,35 @@ def _logsumexp_jvp(axis, primals, tangents):
     return logsumexp(x, axis), jnp.sum(p * x_dot, axis=axis)
 
 
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
 def log_softmax(x: jax.Array, axis: int = -1) -> jax.Array:
-    return x - jnp.expand_dims(logsumexp(x, axis), axis)
+    """``x - logsumexp(x)``, formed on shifted logits; -inf entries stay -inf.
+
+    The derivative ``x_dot - sum(softmax(x) x_dot)`` is 0 for a masked class and for a row
+    that is entirely -inf (where autodiff of ``log(sum(exp))`` divides 0 by 0).
+    """
+    xs, lse_s, _ = _shift(x, axis)
+    return xs - lse_s
+
+
+@log_softmax.defjvp
+def _log_softmax_jvp(axis, primals, tangents):
+    (x,), (x_dot,) = primals, tangents
+    p = softmax(x, axis)
+    return log_softmax(x, axis), x_dot - jnp.sum(p * x_dot, axis=axis, keepdims=True)
 
 
 # --------------------------------------------------------------------------------------
 # softmax cross-entropy against a (possibly unnormalised) target distribution q
+
+
+def _masked_xent(x: jax.Array, q: jax.Array, axis: int) -> tuple[jax.Array, jax.Array]:
+    """The loss ``sum_c q_c (-log p_c)`` and ``-log p`` itself (inf for masked classes)."""
+    xs, lse_s, _ = _shift(x, axis)
+    nlp = lse_s - xs
+    # q_c == 0 contributes exactly 0, also for a masked class (-inf) where 0 * inf = nan.
+    loss = jnp.sum(jnp.where(q == 0, jnp.zeros_like(x), q * nlp), axis=axis)
+    return loss, nlp
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
@@ -71,23 +106,18 @@ def softmax_cross_entropy(x: jax.Array, q: jax.Array, axis: int = -1) -> jax.Arr
     nan. The gradient is the closed form ``sum(q) * softmax(x) - q``, one fused
     elementwise expression instead of the backward pass of a log-softmax.
     """
-    lse = jnp.expand_dims(logsumexp(x, axis), axis)
-    nlp = jnp.where(q == 0, jnp.zeros_like(x), lse - x)
-    return jnp.sum(q * nlp, axis=axis)
+    return _masked_xent(x, q, axis)[0]
 
 
 @softmax_cross_entropy.defjvp
 def _softmax_cross_entropy_jvp(axis, primals, tangents):
     x, q = primals
     x_dot, q_dot = tangents
-    lse = jnp.expand_dims(logsumexp(x, axis), axis)
-    nlp = jnp.where(q == 0, jnp.zeros_like(x), lse - x)
-    out = jnp.sum(q * nlp, axis=axis)
-    p = softmax(x, axis)
-    grad_x = jnp.sum(q, axis=axis, keepdims=True) * p - q
+    out, nlp = _masked_xent(x, q, axis)
+    grad_x = jnp.sum(q, axis=axis, keepdims=True) * softmax(x, axis) - q
     # d/dq_c = -log p_c, infinite for a masked class; the finite stand-in 0 keeps the
     # gradient with respect to soft targets free of nan.
-    grad_q = jnp.where(jnp.isfinite(x), lse - x, jnp.zeros_like(x))
+    grad_q = jnp.where(jnp.isfinite(nlp), nlp, jnp.zeros_like(nlp))
     return out, jnp.sum(grad_x * x_dot + grad_q * q_dot, axis=axis)
 
 
@@ -156,6 +186,30 @@ def _binary_cross_entropy_jvp(primals, tangents):
 # focal modulation
 
 
+@jax.custom_jvp
+def safe_power(u: jax.Array, gamma: jax.Array) -> jax.Array:
+    """``u ** gamma`` for ``u >= 0`` whose derivative is 0 (not inf) at ``u = 0``.
+
+    For ``0 < gamma < 1`` the true derivative ``gamma u**(gamma - 1)`` is infinite at 0.
+    Every caller multiplies it by a tangent that vanishes there at least as fast as ``u``
+    (the focal factor's ``du = -p dlog p``), so the finite stand-in 0 is the limit of
+    the product; it keeps second derivatives (``jax.hessian``) free of ``inf * 0``.
+    """
+    return jnp.power(u, gamma)
+
+
+@safe_power.defjvp
+def _safe_power_jvp(primals, tangents):
+    u, gamma = primals
+    u_dot, gamma_dot = tangents
+    out = safe_power(u, gamma)
+    positive = u > 0
+    safe_u = jnp.where(positive, u, jnp.ones_like(u))
+    d_u = jnp.where(positive, gamma * jnp.power(safe_u, gamma - 1), jnp.zeros_like(u))
+    d_gamma = jnp.where(positive, out * jnp.log(safe_u), jnp.zeros_like(u))
+    return out, d_u * u_dot + d_gamma * gamma_dot
+
+
 def _neg_log_ratio(log_p: jax.Array, u: jax.Array) -> jax.Array:
     """``-log(p) / (1 - p)`` given ``log p`` and ``u = 1 - p``; its limit at p = 1 is 1."""
     safe_u = jnp.where(u > 0, u, jnp.ones_like(u))
@@ -172,7 +226,7 @@ def focal_log_prob(log_p: jax.Array, gamma: jax.Array) -> jax.Array:
     tends to 1, so the derivative is finite for every ``gamma >= 0``.
     """
     u = jnp.maximum(-jnp.expm1(log_p), 0.0)
-    return jnp.power(u, gamma) * log_p
+    return safe_power(u, gamma) * log_p
 
 
 @focal_log_prob.defjvp
@@ -180,7 +234,7 @@ def _focal_log_prob_jvp(primals, tangents):
     log_p, gamma = primals
     lp_dot, gamma_dot = tangents
     u = jnp.maximum(-jnp.expm1(log_p), 0.0)
-    mod = jnp.power(u, gamma)
+    mod = safe_power(u, gamma)
     out = mod * log_p
     p = jnp.exp(log_p)
     # p * (-log p) / (1 - p); a -inf log-probability has p = 0 and contributes 0.

@@ -140,13 +140,11 @@ def _cross_entropy_unreduced(
     if jnp.issubdtype(targets.dtype, jnp.integer):
         lab = class_labels(inputs, targets, axis, ignore_index, name="targets")
         item_w = lab.item_weight(w, x.dtype)
-        q = item_w[..., None] * lab.one_hot(num_classes, x.dtype)
         if smooth:
-            uniform = _finite_mask(x) * lab.kept[..., None].astype(x.dtype) / num_classes
-            if w is not None:
-                uniform = uniform * w
-            q = (1 - eps) * q + eps * uniform
-        loss = stable.softmax_cross_entropy(x, q, -1)
+            beta = eps / num_classes * lab.kept.astype(x.dtype)
+            loss = stable.label_cross_entropy(x, lab.safe, (1 - eps) * item_w, beta, w)
+        else:
+            loss = stable.label_cross_entropy(x, lab.safe, item_w)
         return finish_class_loss(loss, lab, item_w, inputs.dtype)
 
     if not jnp.issubdtype(targets.dtype, jnp.floating):
@@ -337,11 +335,12 @@ def _label_smoothing_unreduced(logits, labels, *, smoothing, axis, where) -> Unr
             f"needs C >= 2 classes, got C={num_classes} (logits.shape={jnp.shape(logits)})"
         )
     lab = class_labels(inputs, labels, axis, ignore_index=None)
+    # (1 - s) on the target and s / (C - 1) elsewhere is a target weight of
+    # 1 - s C / (C - 1) plus s / (C - 1) on every class.
     s = jnp.asarray(smoothing, x.dtype)
-    hot = lab.one_hot(num_classes, x.dtype)
-    off = _finite_mask(x) * lab.kept[..., None].astype(x.dtype) - hot
-    q = (1 - s) * hot + s / (num_classes - 1) * off
-    loss = stable.softmax_cross_entropy(x, q, -1)
+    kept = lab.kept.astype(x.dtype)
+    off = s / (num_classes - 1)
+    loss = stable.label_cross_entropy(x, lab.safe, (1 - s - off) * kept, off * kept)
     return finish_class_loss(loss, lab, lab.kept.astype(x.dtype), inputs.dtype)
 
 

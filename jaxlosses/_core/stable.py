@@ -16,6 +16,25 @@ import functools
 
 import jax
 import jax.numpy as jnp
+from jax.custom_derivatives import SymbolicZero
+
+
+def _tangent(out: jax.Array, *terms) -> jax.Array:
+    """Sums the tangent terms ``(coefficient_fn, tangent)`` whose tangent is not zero.
+
+    Rules are defined with ``symbolic_zeros=True``: an input that is not being
+    differentiated (labels, weights, targets) arrives as a ``SymbolicZero`` and its term is
+    never built, instead of a coefficient array multiplied by instantiated zeros that XLA
+    would still compute in the forward pass of ``jax.grad``.
+    """
+    total = None
+    for coefficient, t in terms:
+        if isinstance(t, SymbolicZero):
+            continue
+        term = coefficient(t)
+        total = term if total is None else total + term
+    return jnp.zeros_like(out) if total is None else total
+
 
 # --------------------------------------------------------------------------------------
 # log-sum-exp and softmax
@@ -109,16 +128,127 @@ def softmax_cross_entropy(x: jax.Array, q: jax.Array, axis: int = -1) -> jax.Arr
     return _masked_xent(x, q, axis)[0]
 
 
-@softmax_cross_entropy.defjvp
+@functools.partial(softmax_cross_entropy.defjvp, symbolic_zeros=True)
 def _softmax_cross_entropy_jvp(axis, primals, tangents):
     x, q = primals
     x_dot, q_dot = tangents
     out, nlp = _masked_xent(x, q, axis)
-    grad_x = jnp.sum(q, axis=axis, keepdims=True) * softmax(x, axis) - q
-    # d/dq_c = -log p_c, infinite for a masked class; the finite stand-in 0 keeps the
-    # gradient with respect to soft targets free of nan.
-    grad_q = jnp.where(jnp.isfinite(nlp), nlp, jnp.zeros_like(nlp))
-    return out, jnp.sum(grad_x * x_dot + grad_q * q_dot, axis=axis)
+
+    def d_x(t):
+        grad_x = jnp.sum(q, axis=axis, keepdims=True) * softmax(x, axis) - q
+        return jnp.sum(grad_x * t, axis=axis)
+
+    def d_q(t):
+        # d/dq_c = -log p_c, infinite for a masked class; the finite stand-in 0 keeps the
+        # gradient with respect to soft targets free of nan.
+        return jnp.sum(jnp.where(jnp.isfinite(nlp), nlp, jnp.zeros_like(nlp)) * t, axis=axis)
+
+    return out, _tangent(out, (d_x, x_dot), (d_q, q_dot))
+
+
+# --------------------------------------------------------------------------------------
+# softmax cross-entropy against class indices (one-hot plus uniform targets)
+
+
+def label_cross_entropy(
+    x: jax.Array,
+    labels: jax.Array,
+    alpha: jax.Array,
+    beta: jax.Array | None = None,
+    class_weight: jax.Array | None = None,
+) -> jax.Array:
+    r"""Cross-entropy against ``q = alpha * one_hot(labels) + beta * class_weight * [x > -inf]``.
+
+    The class axis is last; ``labels`` must already be in ``[0, C)`` and ``alpha``,
+    ``beta`` are per-item (the target weight and the label-smoothing mass per class).
+
+    .. math::
+        \ell_i = \alpha_i (-\log p_{i,y_i}) + \beta_i \sum_c w_c [x_{ic} > -\infty]
+        (-\log p_{ic})
+
+    Never builds the ``N x C`` target: the label term gathers one logit per item, and the
+    gradient ``sum(q) softmax(x) - q`` is a single elementwise pass over ``exp(x - max)``,
+    which the forward pass already computed. Classes with ``-inf`` logits (masked) take no
+    smoothing mass and get a zero gradient.
+    """
+    smooth = beta is not None
+    if not smooth:
+        beta = jnp.zeros((), x.dtype)
+    if class_weight is None:
+        class_weight = jnp.ones((x.shape[-1],), x.dtype)
+    return _label_cross_entropy(x, labels, alpha, beta, class_weight, smooth)
+
+
+def _unmasked(x: jax.Array, big: float) -> jax.Array:
+    """1.0 where ``x > -big``, 0.0 where ``x = -inf`` (a masked class), from arithmetic.
+
+    ``exp(a - |a|)`` with ``a = x + big`` (``a > 0`` unless ``x`` is masked): XLA:CPU
+    fuses add/abs/exp into a reduction, but materialises a compare/select mask (or the
+    broadcast constant of a ``min``) as an extra ``N x C`` buffer. Callers pass different
+    ``big`` so that XLA does not merge the masks of the forward and backward passes into
+    one materialised array.
+    """
+    a = x + big
+    return jnp.exp(a - jnp.abs(a))
+
+
+_BIG = float(jnp.finfo(jnp.float32).max) / 4
+
+
+def _label_xent_parts(x, labels, alpha, beta, w, smooth):
+    m = _finite_max(x, -1)
+    e = jnp.exp(x - m)
+    s = jnp.sum(e, axis=-1, keepdims=True)
+    lse_s = jnp.log(s)
+    x_y = jnp.take_along_axis(x, labels[..., None], axis=-1)
+    nll = (lse_s - (x_y - m))[..., 0]
+    # a dropped item (alpha = 0) contributes 0 even if its placeholder logit is -inf
+    loss = jnp.where(alpha == 0, jnp.zeros_like(nll), alpha * nll)
+    smooth_nlp = None
+    if smooth:
+        # sum over unmasked classes of w_c * -log p_c; a masked class's -inf shift is
+        # clamped to a finite value so that 0 * inf does not appear.
+        nlp = lse_s + m - jnp.maximum(x, -_BIG)
+        smooth_nlp = jnp.sum(_unmasked(x, _BIG) * w * nlp, axis=-1)
+        loss = loss + jnp.where(beta == 0, jnp.zeros_like(loss), beta * smooth_nlp)
+    return loss, nll, smooth_nlp, e, s
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(5,))
+def _label_cross_entropy(x, labels, alpha, beta, w, smooth):
+    return _label_xent_parts(x, labels, alpha, beta, w, smooth)[0]
+
+
+@functools.partial(_label_cross_entropy.defjvp, symbolic_zeros=True)
+def _label_cross_entropy_jvp(smooth, primals, tangents):
+    x, labels, alpha, beta, w = primals
+    x_dot, _, alpha_dot, beta_dot, w_dot = tangents
+    out, nll, smooth_nlp, e, s = _label_xent_parts(x, labels, alpha, beta, w, smooth)
+
+    def d_x(t):
+        p = e * (1 / jnp.where(s == 0, jnp.ones_like(s), s))
+        hot = labels[..., None] == jnp.arange(x.shape[-1], dtype=labels.dtype)
+        q = jnp.where(hot, alpha[..., None], 0.0)
+        total = alpha
+        if smooth:
+            q = q + beta[..., None] * w * _unmasked(x, 2 * _BIG)
+            total = total + beta * jnp.sum(w * _unmasked(x, 3 * _BIG), axis=-1)
+        return jnp.sum((total[..., None] * p - q) * t, axis=-1)
+
+    def d_alpha(t):
+        return jnp.where(alpha == 0, jnp.zeros_like(nll), nll) * t
+
+    def d_beta(t):
+        return smooth_nlp * t
+
+    def d_w(t):
+        nlp = jnp.log(s) - jnp.maximum(x - _finite_max(x, -1), -_BIG)
+        return beta * jnp.sum(_unmasked(x, _BIG) * nlp * t, axis=-1)
+
+    terms = [(d_x, x_dot), (d_alpha, alpha_dot)]
+    if smooth:
+        terms += [(d_beta, beta_dot), (d_w, w_dot)]
+    return out, _tangent(out, *terms)
 
 
 # --------------------------------------------------------------------------------------
@@ -137,17 +267,19 @@ def sigmoid_binary_cross_entropy(x: jax.Array, t: jax.Array, pos_weight: jax.Arr
     return (1 - t) * x + lw * jax.nn.softplus(-x)
 
 
-@sigmoid_binary_cross_entropy.defjvp
+@functools.partial(sigmoid_binary_cross_entropy.defjvp, symbolic_zeros=True)
 def _sigmoid_bce_jvp(primals, tangents):
     x, t, pw = primals
     x_dot, t_dot, pw_dot = tangents
     sp = jax.nn.softplus(-x)
     lw = pw * t + 1 - t
     out = (1 - t) * x + lw * sp
-    grad_x = lw * jax.nn.sigmoid(x) - pw * t
-    grad_t = -x + (pw - 1) * sp
-    grad_pw = t * sp
-    return out, grad_x * x_dot + grad_t * t_dot + grad_pw * pw_dot
+    return out, _tangent(
+        out,
+        (lambda d: (lw * jax.nn.sigmoid(x) - pw * t) * d, x_dot),
+        (lambda d: (-x + (pw - 1) * sp) * d, t_dot),
+        (lambda d: t * sp * d, pw_dot),
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -170,16 +302,18 @@ def binary_cross_entropy(p: jax.Array, t: jax.Array) -> jax.Array:
     return -(t * log_p + (1 - t) * log_1mp)
 
 
-@binary_cross_entropy.defjvp
+@functools.partial(binary_cross_entropy.defjvp, symbolic_zeros=True)
 def _binary_cross_entropy_jvp(primals, tangents):
     p, t = primals
     p_dot, t_dot = tangents
     log_p = jnp.maximum(jnp.log(p), _LOG_CLAMP)
     log_1mp = jnp.maximum(jnp.log1p(-p), _LOG_CLAMP)
     out = -(t * log_p + (1 - t) * log_1mp)
-    grad_p = (p - t) / jnp.maximum(p * (1 - p), _BCE_GRAD_EPS)
-    grad_t = log_1mp - log_p
-    return out, grad_p * p_dot + grad_t * t_dot
+    return out, _tangent(
+        out,
+        (lambda d: (p - t) / jnp.maximum(p * (1 - p), _BCE_GRAD_EPS) * d, p_dot),
+        (lambda d: (log_1mp - log_p) * d, t_dot),
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -198,16 +332,19 @@ def safe_power(u: jax.Array, gamma: jax.Array) -> jax.Array:
     return jnp.power(u, gamma)
 
 
-@safe_power.defjvp
+@functools.partial(safe_power.defjvp, symbolic_zeros=True)
 def _safe_power_jvp(primals, tangents):
     u, gamma = primals
     u_dot, gamma_dot = tangents
     out = safe_power(u, gamma)
     positive = u > 0
     safe_u = jnp.where(positive, u, jnp.ones_like(u))
-    d_u = jnp.where(positive, gamma * jnp.power(safe_u, gamma - 1), jnp.zeros_like(u))
-    d_gamma = jnp.where(positive, out * jnp.log(safe_u), jnp.zeros_like(u))
-    return out, d_u * u_dot + d_gamma * gamma_dot
+    zero = jnp.zeros_like(out)
+    return out, _tangent(
+        out,
+        (lambda d: jnp.where(positive, gamma * jnp.power(safe_u, gamma - 1), zero) * d, u_dot),
+        (lambda d: jnp.where(positive, out * jnp.log(safe_u), zero) * d, gamma_dot),
+    )
 
 
 def _neg_log_ratio(log_p: jax.Array, u: jax.Array) -> jax.Array:
@@ -229,7 +366,7 @@ def focal_log_prob(log_p: jax.Array, gamma: jax.Array) -> jax.Array:
     return safe_power(u, gamma) * log_p
 
 
-@focal_log_prob.defjvp
+@functools.partial(focal_log_prob.defjvp, symbolic_zeros=True)
 def _focal_log_prob_jvp(primals, tangents):
     log_p, gamma = primals
     lp_dot, gamma_dot = tangents
@@ -240,10 +377,13 @@ def _focal_log_prob_jvp(primals, tangents):
     # p * (-log p) / (1 - p); a -inf log-probability has p = 0 and contributes 0.
     ratio = jnp.where(p > 0, p * _neg_log_ratio(log_p, u), jnp.zeros_like(p))
     grad_lp = mod * (1 + gamma * ratio)
-    # d/dgamma of u**gamma * log p = u**gamma * log(u) * log p, 0 where u = 0.
-    safe_log_u = jnp.log(jnp.where(u > 0, u, jnp.ones_like(u)))
-    grad_gamma = jnp.where(u > 0, out * safe_log_u, jnp.zeros_like(u))
-    return out, grad_lp * lp_dot + grad_gamma * gamma_dot
+
+    def d_gamma(d):
+        # d/dgamma of u**gamma * log p = u**gamma * log(u) * log p, 0 where u = 0.
+        safe_log_u = jnp.log(jnp.where(u > 0, u, jnp.ones_like(u)))
+        return jnp.where(u > 0, out * safe_log_u, jnp.zeros_like(u)) * d
+
+    return out, _tangent(out, (lambda d: grad_lp * d, lp_dot), (d_gamma, gamma_dot))
 
 
 @jax.custom_jvp
@@ -275,7 +415,7 @@ def _exp_gamma(gamma, log_u):
     return jnp.where(gamma == 0, jnp.ones_like(log_u), jnp.exp(gamma * log_u))
 
 
-@sigmoid_focal.defjvp
+@functools.partial(sigmoid_focal.defjvp, symbolic_zeros=True)
 def _sigmoid_focal_jvp(primals, tangents):
     x, t, gamma = primals
     x_dot, t_dot, gamma_dot = tangents
@@ -285,11 +425,18 @@ def _sigmoid_focal_jvp(primals, tangents):
     log_u = _log_one_minus_pt(x, t)
     mod = _exp_gamma(gamma, log_u)
     out = ce * mod
-    # d log u / dx = (1 - 2t) sigmoid(x) sigmoid(-x) / u, bounded; in log space.
-    dlogu_dx = (1 - 2 * t) * jnp.exp(ls_pos + ls_neg - log_u)
-    grad_x = (jax.nn.sigmoid(x) - t) * mod + gamma * ce * mod * dlogu_dx
-    # d log u / dt = (sigmoid(-x) - sigmoid(x)) / u
-    dlogu_dt = jnp.exp(ls_neg - log_u) - jnp.exp(ls_pos - log_u)
-    grad_t = (-x) * mod + gamma * ce * mod * dlogu_dt
-    grad_gamma = jnp.where(mod > 0, out * log_u, jnp.zeros_like(out))
-    return out, grad_x * x_dot + grad_t * t_dot + grad_gamma * gamma_dot
+
+    def d_x(d):
+        # d log u / dx = (1 - 2t) sigmoid(x) sigmoid(-x) / u, bounded; in log space.
+        dlogu_dx = (1 - 2 * t) * jnp.exp(ls_pos + ls_neg - log_u)
+        return ((jax.nn.sigmoid(x) - t) * mod + gamma * ce * mod * dlogu_dx) * d
+
+    def d_t(d):
+        # d log u / dt = (sigmoid(-x) - sigmoid(x)) / u
+        dlogu_dt = jnp.exp(ls_neg - log_u) - jnp.exp(ls_pos - log_u)
+        return ((-x) * mod + gamma * ce * mod * dlogu_dt) * d
+
+    def d_gamma(d):
+        return jnp.where(mod > 0, out * log_u, jnp.zeros_like(out)) * d
+
+    return out, _tangent(out, (d_x, x_dot), (d_t, t_dot), (d_gamma, gamma_dot))

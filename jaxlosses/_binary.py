@@ -63,6 +63,8 @@ def binary_cross_entropy(
     loss; the gradient is PyTorch's ``(p - t) / max(p (1 - p), 1e-12)``, finite there too.
     Prefer :func:`binary_cross_entropy_with_logits` when you have logits.
 
+    Autodiff: a ``custom_jvp`` rule (forward and reverse mode, any order).
+
     Args:
       probs: probabilities in ``[0, 1]`` (values outside give nan; PyTorch raises).
       targets: targets in ``[0, 1]`` of ``probs``'s shape (floats, ints or bools).
@@ -113,6 +115,8 @@ def binary_cross_entropy_with_logits(
     computed as :math:`w[(1 - t)x + (p_w t + 1 - t)\,\mathrm{softplus}(-x)]`, finite
     for any finite ``x`` (1e30 included), with the closed-form gradient
     :math:`w[(p_w t + 1 - t)\sigma(x) - p_w t]`.
+
+    Autodiff: a ``custom_jvp`` rule (forward and reverse mode, any order).
 
     Args:
       logits: logits of any shape.
@@ -169,6 +173,8 @@ def sigmoid_focal_loss(
     with :math:`\alpha_t = \alpha t + (1 - \alpha)(1 - t)`, or 1 when ``alpha < 0``.
     :math:`1 - p_t` is computed in log space, so value and gradient stay finite for
     ``|x| = 1e30`` and ``0 < gamma < 1``.
+
+    Autodiff: a ``custom_jvp`` rule (forward and reverse mode, any order).
 
     Args:
       logits: logits of any shape.

@@ -37,6 +37,9 @@ def log_softmax(x: ArrayLike, axis: int = -1) -> jax.Array:
     over 2**16 or more classes does not overflow). ``-inf`` entries (masked classes) give
     ``-inf``; their gradient is 0.
 
+    Autodiff: a ``custom_jvp`` rule (``x_dot - sum(softmax(x) x_dot)``); forward and
+    reverse mode, any order.
+
     Args:
       x: logits, any shape with at least one dimension.
       axis: the class axis.
@@ -86,6 +89,9 @@ def nll_loss(
         \mathrm{mean} = \frac{\sum_n \ell_n}{\sum_n w_{y_n}}
 
     where the sums run over kept items (``y_n != ignore_index`` and ``where``).
+
+    Autodiff: plain JAX operations (a gather of the target log-probability); every
+    mode, any order.
 
     Args:
       log_probs: log-probabilities, e.g. from :func:`log_softmax`; the class axis is
@@ -202,6 +208,9 @@ def cross_entropy(
     classes: they take no label-smoothing mass (PyTorch returns inf there) and get a
     zero gradient.
 
+    Autodiff: ``custom_jvp`` rules (forward and reverse mode, any order: ``jax.jvp``,
+    ``jax.hessian`` work).
+
     Args:
       logits: unnormalised scores; the class axis is ``axis`` (``axis=1`` for
         PyTorch's ``(N, C, d1, ...)`` layout). Unbatched ``(C,)`` logits work.
@@ -283,6 +292,8 @@ def focal_loss(
     derivative stays finite at :math:`p = 1` for :math:`0 < \gamma < 1`, where the naive
     one is ``inf * 0``.
 
+    Autodiff: ``custom_jvp`` rules (forward and reverse mode, any order).
+
     Args:
       logits: unnormalised scores with the class axis ``axis``.
       labels: integer class indices, the logits' shape without ``axis``.
@@ -363,6 +374,9 @@ def label_smoothing_loss(
     gives every class :math:`\varepsilon / C`, the target included:
     ``label_smoothing_loss(x, y, smoothing=s)`` equals
     ``cross_entropy(x, y, label_smoothing=s * C / (C - 1))``.
+
+    Autodiff: the ``custom_jvp`` rule of :func:`cross_entropy` (forward and reverse
+    mode, any order).
 
     Args:
       logits: unnormalised scores with the class axis ``axis``; ``C >= 2``.

@@ -44,6 +44,9 @@ def multilabel_soft_margin_loss(
 
     One loss per example (the class axis is last); ``"mean"`` averages examples.
 
+    Autodiff: the ``custom_jvp`` rule of :func:`binary_cross_entropy_with_logits`
+    (forward and reverse mode, any order).
+
     Args:
       logits: logits of shape ``(..., C)``; unbatched ``(C,)`` works.
       targets: 0/1 (or soft) targets of ``logits``'s shape.

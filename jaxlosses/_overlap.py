@@ -83,6 +83,8 @@ def f1_loss(
                \epsilon, 1 - \epsilon\right), \quad
         \ell = 1 - \frac{1}{C} \sum_c F1_c
 
+    Autodiff: plain JAX operations with zero-safe divisions; every mode, any order.
+
     Args:
       logits: unnormalised scores with the class axis ``axis``.
       labels: integer class indices (the logits' shape without ``axis``) or floating
@@ -137,6 +139,8 @@ def dice_loss(
     ``optax.losses.dice_loss`` (``alpha = beta = 0.5``) writes the same ratio with
     ``smooth`` on both halves: ``dice_loss(x, y, smooth=2 * s)`` here equals
     ``optax.losses.dice_loss(x, one_hot(y), smooth=s, axis=<all item axes>)``.
+
+    Autodiff: plain JAX operations with zero-safe divisions; every mode, any order.
 
     Args:
       logits: unnormalised scores with the class axis ``axis``.

@@ -1,8 +1,8 @@
 """``flax.linen`` modules for the losses, with PyTorch's names, for linen codebases.
 
-Each module's dataclass fields are its loss function's keyword arguments, with the same
-names and defaults, and ``loss.apply(variables, input, target, where=None)`` is exactly
-the function's value.
+The same modules as :mod:`jaxlosses.nn`, each one's linen twin. A module's dataclass
+fields are its loss function's keyword arguments, with the same names and defaults, and
+``loss.apply(variables, input, target, where=None)`` is exactly the function's value.
 
 Array hyperparameters (a class ``weight``, ``pos_weight``) are **variables in the**
 ``"loss_hyperparameters"`` **collection** (:data:`HYPERPARAMETERS`), not ``"params"``:
@@ -28,6 +28,7 @@ Example:
 from __future__ import annotations
 
 import inspect
+import types
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -36,7 +37,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxlosses import _binary, _multiclass, _multilabel, _overlap
+from jaxlosses import nn as nnx_losses
 from jaxlosses._core.modules import LossSpec, loss_spec
 
 __all__ = [
@@ -107,41 +108,22 @@ class Loss(nn.Module):
         return self.forward(input, target, where=where)
 
 
-class BCELoss(Loss, fn=_binary.binary_cross_entropy):
-    """:func:`jaxlosses.binary_cross_entropy` on probabilities (``torch.nn.BCELoss``)."""
+def _twin(module: type[nnx_losses.Loss]) -> type[Loss]:
+    """The linen twin of a :mod:`jaxlosses.nn` module: same name, function and docstring."""
+
+    def body(namespace):
+        namespace.update(__doc__=module.__doc__, __module__=__name__, __qualname__=module.__name__)
+
+    return types.new_class(module.__name__, (Loss,), {"fn": module.fn}, body)
 
 
-class BCEWithLogitsLoss(Loss, fn=_binary.binary_cross_entropy_with_logits):
-    """:func:`jaxlosses.binary_cross_entropy_with_logits` (``torch.nn.BCEWithLogitsLoss``)."""
-
-
-class CrossEntropyLoss(Loss, fn=_multiclass.cross_entropy):
-    """:func:`jaxlosses.cross_entropy` (``torch.nn.CrossEntropyLoss``)."""
-
-
-class NLLLoss(Loss, fn=_multiclass.nll_loss):
-    """:func:`jaxlosses.nll_loss` on log-probabilities (``torch.nn.NLLLoss``)."""
-
-
-class MultiLabelSoftMarginLoss(Loss, fn=_multilabel.multilabel_soft_margin_loss):
-    """:func:`jaxlosses.multilabel_soft_margin_loss` (``torch.nn.MultiLabelSoftMarginLoss``)."""
-
-
-class FocalLoss(Loss, fn=_multiclass.focal_loss):
-    """:func:`jaxlosses.focal_loss`, the softmax focal loss over class indices."""
-
-
-class SigmoidFocalLoss(Loss, fn=_binary.sigmoid_focal_loss):
-    """:func:`jaxlosses.sigmoid_focal_loss` (``torchvision.ops.sigmoid_focal_loss``)."""
-
-
-class LabelSmoothingLoss(Loss, fn=_multiclass.label_smoothing_loss):
-    """:func:`jaxlosses.label_smoothing_loss`, ``s / (C - 1)`` off the target."""
-
-
-class F1Loss(Loss, fn=_overlap.f1_loss):
-    """:func:`jaxlosses.f1_loss`, one minus the soft macro F1 of a batch."""
-
-
-class DiceLoss(Loss, fn=_overlap.dice_loss):
-    """:func:`jaxlosses.dice_loss`, one minus the soft Dice coefficient of a batch."""
+BCELoss = _twin(nnx_losses.BCELoss)
+BCEWithLogitsLoss = _twin(nnx_losses.BCEWithLogitsLoss)
+CrossEntropyLoss = _twin(nnx_losses.CrossEntropyLoss)
+NLLLoss = _twin(nnx_losses.NLLLoss)
+MultiLabelSoftMarginLoss = _twin(nnx_losses.MultiLabelSoftMarginLoss)
+FocalLoss = _twin(nnx_losses.FocalLoss)
+SigmoidFocalLoss = _twin(nnx_losses.SigmoidFocalLoss)
+LabelSmoothingLoss = _twin(nnx_losses.LabelSmoothingLoss)
+F1Loss = _twin(nnx_losses.F1Loss)
+DiceLoss = _twin(nnx_losses.DiceLoss)

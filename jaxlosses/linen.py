@@ -109,7 +109,11 @@ class Loss(nn.Module):
 
 
 def _twin(module: type[nnx_losses.Loss]) -> type[Loss]:
-    """The linen twin of a :mod:`jaxlosses.nn` module: same name, function and docstring."""
+    """The linen twin of a :mod:`jaxlosses.nn` module: same name, function and docstring.
+
+    The twin has the base's ``__call__(input, target, where=None)``; a loss with other
+    inputs subclasses :class:`Loss` here too, with its own ``__call__``.
+    """
 
     def body(namespace):
         namespace.update(__doc__=module.__doc__, __module__=__name__, __qualname__=module.__name__)

@@ -313,6 +313,13 @@ def test_compat_sigmoid_focal_loss(alpha, gamma):
     )
 
 
+def test_compat_sigmoid_focal_loss_needs_scalar_alpha_and_gamma():
+    with pytest.raises(ValueError, match="alpha must be a scalar"):
+        compat.sigmoid_focal_loss(LOGITS, BINARY, alpha=np.full(5, 0.25, np.float32))
+    with pytest.raises(ValueError, match="gamma must be a scalar"):
+        compat.sigmoid_focal_loss(LOGITS, BINARY, gamma=np.full(5, 2.0, np.float32))
+
+
 @pytest.mark.parametrize("axis,masked", [(-1, False), (1, True), ((1, 2), True), (None, False)])
 def test_compat_smooth_labels(axis, masked):
     labels = one_hot(labels_for(-1), -1)

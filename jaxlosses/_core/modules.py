@@ -1,0 +1,82 @@
+"""What a module front-end (flax NNX, flax linen) needs to know about a loss function.
+
+A loss module is a loss function plus its keyword-only hyperparameters, bound once at
+construction. :func:`loss_spec` reads them from the function's signature, so a module
+class only names its function: the module and the function cannot disagree on names or
+defaults, and a new loss needs no new module code.
+
+Hyperparameters are of two kinds:
+
+* **array** hyperparameters, annotated ``ArrayLike`` (class ``weight``, ``pos_weight``):
+  module *state* that is saved with the model and may be sharded, but is never trained;
+* **static** ones (``reduction``, ``gamma``, ``label_smoothing``, ``ignore_index``, ...):
+  Python values that are part of the compiled program (changing one recompiles).
+
+``where`` is a call argument, not a hyperparameter.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
+
+import jax
+import numpy as np
+
+CALL_ARGUMENTS = ("where",)
+
+
+class LossSpec(NamedTuple):
+    """A loss function's keyword-only hyperparameters.
+
+    Attributes:
+      fn: the loss function.
+      defaults: every hyperparameter's name and default, in signature order
+        (``inspect.Parameter.empty`` for a required one).
+      arrays: the names of the array hyperparameters (annotated ``ArrayLike``).
+    """
+
+    fn: Callable[..., jax.Array]
+    defaults: Mapping[str, Any]
+    arrays: tuple[str, ...]
+
+    def bind(self, owner: str, hyperparameters: Mapping[str, Any]) -> dict[str, Any]:
+        """Every hyperparameter's value: ``hyperparameters`` over the defaults.
+
+        Raises:
+          TypeError: for a name that is not a hyperparameter of :attr:`fn`.
+        """
+        unknown = sorted(set(hyperparameters) - set(self.defaults))
+        if unknown:
+            raise TypeError(
+                f"{owner} got unexpected hyperparameter(s) {unknown}; "
+                f"{self.fn.__name__} accepts {sorted(self.defaults)}"
+            )
+        values = {**self.defaults, **hyperparameters}
+        missing = [name for name, value in values.items() if value is inspect.Parameter.empty]
+        if missing:
+            raise TypeError(f"{owner} is missing required hyperparameter(s) {missing}")
+        return values
+
+    def is_state(self, name: str, value: Any) -> bool:
+        """Whether a hyperparameter's value is module state rather than a static value.
+
+        Array hyperparameters are state unless ``None``; so is any array value given
+        for a scalar hyperparameter (then it can change without recompiling).
+        """
+        if value is None:
+            return False
+        return name in self.arrays or isinstance(value, jax.Array | np.ndarray)
+
+
+def loss_spec(fn: Callable[..., jax.Array]) -> LossSpec:
+    """Reads the keyword-only hyperparameters of a loss function ``fn(*inputs, *, ...)``."""
+    defaults, arrays = {}, []
+    for name, param in inspect.signature(fn).parameters.items():
+        if param.kind is not inspect.Parameter.KEYWORD_ONLY or name in CALL_ARGUMENTS:
+            continue
+        defaults[name] = param.default
+        if "ArrayLike" in str(param.annotation):
+            arrays.append(name)
+    return LossSpec(fn, defaults, tuple(arrays))

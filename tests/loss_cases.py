@@ -1,0 +1,44 @@
+"""Inputs and hyperparameters for every loss module (shared by the NNX and linen tests)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import jaxlosses as jl
+
+R = np.random.default_rng(0)
+X = jnp.asarray(R.standard_normal((6, 5)), jnp.float32)
+Y = jnp.asarray(R.integers(0, 5, size=6)).at[2].set(-100)
+YK = jnp.asarray(R.integers(0, 5, size=6))  # no ignore_index, for F1/Dice/label smoothing
+T = jnp.asarray(R.uniform(size=(6, 5)) < 0.5, jnp.float32)
+W = jnp.asarray(R.uniform(0.5, 2.0, size=5), jnp.float32)
+WHERE = jnp.asarray([True, True, False, True, True, False])
+
+# module -> (function, hyperparameters, inputs, where)
+CASES = {
+    "BCELoss": (
+        jl.binary_cross_entropy,
+        {"weight": W, "reduction": "sum"},
+        (jax.nn.sigmoid(X), T),
+        WHERE[:, None],
+    ),
+    "BCEWithLogitsLoss": (
+        jl.binary_cross_entropy_with_logits,
+        {"weight": W[::-1], "pos_weight": W},
+        (X, T),
+        WHERE[:, None],
+    ),
+    "CrossEntropyLoss": (
+        jl.cross_entropy,
+        {"weight": W, "label_smoothing": 0.1},
+        (X, Y),
+        WHERE,
+    ),
+    "NLLLoss": (jl.nll_loss, {"weight": W, "reduction": "none"}, (jl.log_softmax(X), Y), WHERE),
+    "MultiLabelSoftMarginLoss": (jl.multilabel_soft_margin_loss, {"weight": W}, (X, T), WHERE),
+    "FocalLoss": (jl.focal_loss, {"gamma": 0.5, "weight": W}, (X, Y), WHERE),
+    "SigmoidFocalLoss": (jl.sigmoid_focal_loss, {"alpha": 0.4, "gamma": 1.5}, (X, T), None),
+    "LabelSmoothingLoss": (jl.label_smoothing_loss, {"smoothing": 0.3}, (X, YK), WHERE),
+    "F1Loss": (jl.f1_loss, {"epsilon": 0.01}, (X, YK), WHERE),
+    "DiceLoss": (jl.dice_loss, {"smooth": 0.25}, (X, YK), None),
+}

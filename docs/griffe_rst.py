@@ -8,8 +8,9 @@ before griffe parses a docstring this extension rewrites, in the docs only:
   (rendered by ``pymdownx.arithmatex`` and KaTeX);
 - ``:math:`x``` -> ``$x$``;
 - ``:func:`name``` (and ``:class:``, ``:mod:``, ``:meth:``, ``:attr:``, ``:data:``) ->
-  a cross-reference ``[`name`][jaxlosses.name]`` to the documented object, or plain code
-  for a private target (a name with a component starting with ``_``);
+  a cross-reference ``[`name`][jaxlosses.name]`` to the documented object (a bare name
+  is looked up in the ``__all__`` of the object's public module, then of its parents),
+  or plain code for a private target (a name with a component starting with ``_``);
 - a paragraph ending in ``::`` followed by an indented block -> ``:`` and a fenced
   ``python`` code block;
 - the ``Example:`` heading -> ``Examples:``, so that griffe parses the doctests as code.
@@ -19,15 +20,23 @@ The source docstrings are left as they are.
 
 from __future__ import annotations
 
+import functools
+import importlib
+import os
 import re
+import sys
 import textwrap
 from typing import Any
 
-import griffe
+try:
+    import griffe
+except ImportError:  # the converter itself is used (and tested) without the docs extra
+    griffe = None
 
 _ROLE = re.compile(r":(func|class|mod|meth|attr|data|obj):`~?([^`]+)`")
 _MATH_ROLE = re.compile(r":math:`([^`]+)`")
 _PACKAGE = "jaxlosses"
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _indent(line: str) -> int:
@@ -47,23 +56,48 @@ def _take_block(lines: list[str], start: int, base: int) -> tuple[list[str], int
     return block, i
 
 
-def _target(name: str, parent_path: str) -> str | None:
-    """The identifier a role points at, or None for private objects (shown as code)."""
+@functools.cache
+def _public_all(module: str) -> list[str]:
+    """The ``__all__`` of a public module of the package (imported from this checkout)."""
+    if _ROOT not in sys.path:
+        sys.path.insert(0, _ROOT)
+    try:
+        return list(getattr(importlib.import_module(module), "__all__", []))
+    except ImportError:
+        return []
+
+
+def _target(name: str, path: str) -> str | None:
+    """The identifier a role points at, or None for private objects (shown as code).
+
+    A bare name is looked up like Python would from the documented object: in the
+    ``__all__`` of its public module, then of the enclosing public packages; failing
+    that it means the top-level ``jaxlosses.name`` (and a wrong guess fails the strict
+    build with the name in the message).
+    """
     if any(part.startswith("_") for part in name.split(".")):
         return None
     if name == _PACKAGE or name.startswith(_PACKAGE + "."):
         return name
-    # Relative names in the docstrings refer to the public top-level namespace.
-    del parent_path
+    parts = path.split(".")
+    public = []
+    for part in parts:
+        if part.startswith("_"):
+            break
+        public.append(part)
+    for k in range(len(public), 0, -1):
+        module = ".".join(public[:k])
+        if module.startswith(_PACKAGE) and name.split(".")[0] in _public_all(module):
+            return f"{module}.{name}"
     return f"{_PACKAGE}.{name}"
 
 
-def _convert_roles(text: str, parent_path: str) -> str:
+def _convert_roles(text: str, path: str) -> str:
     text = _MATH_ROLE.sub(lambda m: f"${m.group(1).strip()}$", text)
 
     def link(m: re.Match) -> str:
         name = m.group(2)
-        target = _target(name, parent_path)
+        target = _target(name, path)
         if target is None:
             return f"`{name}`"
         return f"[`{name}`][{target}]"
@@ -71,7 +105,7 @@ def _convert_roles(text: str, parent_path: str) -> str:
     return _ROLE.sub(link, text)
 
 
-def rst_to_markdown(text: str, parent_path: str = _PACKAGE) -> str:
+def rst_to_markdown(text: str, path: str = _PACKAGE) -> str:
     """Rewrites the reStructuredText constructs of a docstring as Markdown."""
     lines = text.splitlines()
     out: list[str] = []
@@ -104,15 +138,17 @@ def rst_to_markdown(text: str, parent_path: str = _PACKAGE) -> str:
     parts = re.split(r"(```python\n.*?```)", converted, flags=re.DOTALL)
     for k in range(0, len(parts), 2):
         parts[k] = "\n".join(
-            ln if ln.lstrip().startswith((">>>", "...")) else _convert_roles(ln, parent_path)
+            ln if ln.lstrip().startswith((">>>", "...")) else _convert_roles(ln, path)
             for ln in parts[k].split("\n")
         )
     return "".join(parts)
 
 
-class RstToMarkdown(griffe.Extension):
-    """Converts the docstrings of every loaded object (see the module docstring)."""
+if griffe is not None:
 
-    def on_instance(self, *, obj: griffe.Object, **kwargs: Any) -> None:
-        if obj.docstring is not None:
-            obj.docstring.value = rst_to_markdown(obj.docstring.value, obj.path)
+    class RstToMarkdown(griffe.Extension):
+        """Converts the docstrings of every loaded object (see the module docstring)."""
+
+        def on_instance(self, *, obj: griffe.Object, **kwargs: Any) -> None:
+            if obj.docstring is not None:
+                obj.docstring.value = rst_to_markdown(obj.docstring.value, obj.path)

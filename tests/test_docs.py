@@ -188,18 +188,50 @@ def test_doctests_run_in_the_test_suite():
 
 
 # --------------------------------------------------------------------------------------
-# figures
+# docstrings as the site renders them
 
 
-def _make_figures():
-    spec = importlib.util.spec_from_file_location("_make_figures", DOCS / "make_figures.py")
+def _load_docs_module(name: str):
+    spec = importlib.util.spec_from_file_location(f"_docs_{name}", DOCS / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
+_REST_LEFT = re.compile(r"^\s*\.\. [\w-]+::|:(func|class|mod|meth|attr|data|obj|math):`", re.M)
+
+
+def test_docstrings_convert_to_markdown_without_rest_left():
+    # docs/griffe_rst.py turns the reST of the docstrings into Markdown for the site; a
+    # construct it does not know (e.g. `.. note::`) would show up raw on the page.
+    convert = _load_docs_module("griffe_rst").rst_to_markdown
+    objects = {"jaxlosses": jaxlosses, **public_api()}
+    for name, obj in objects.items():
+        text = convert(inspect.cleandoc(getattr(obj, "__doc__", None) or ""), name)
+        left = [m.group(0) for m in _REST_LEFT.finditer(text)]
+        assert not left, f"{name}: reStructuredText the site would show raw: {left}"
+
+
+def test_rest_conversion():
+    convert = _load_docs_module("griffe_rst").rst_to_markdown
+    doc = (
+        "Sums.\n\n.. math::\n    a = b\n\nSee :func:`log_softmax`, :math:`x^2` and "
+        ":mod:`jaxlosses._core`::\n\n    y = f(x)\n\nExample:\n  >>> 1 + 1\n  2\n"
+    )
+    want = (
+        "Sums.\n\n\n$$\na = b\n$$\n\n\nSee [`log_softmax`][jaxlosses.log_softmax], $x^2$ "
+        "and `jaxlosses._core`:\n\n```python\ny = f(x)\n```\n\n\nExamples:\n  >>> 1 + 1\n  2"
+    )
+    assert convert(doc, "jaxlosses.f") == want
+    assert _REST_LEFT.search(convert(".. note::\n    careful\n"))
+
+
+# --------------------------------------------------------------------------------------
+# figures
+
+
 def test_pages_embed_only_figures_that_make_figures_draws():
-    drawn = set(_make_figures().FIGURES_BY_NAME)
+    drawn = set(_load_docs_module("make_figures").FIGURES_BY_NAME)
     for page, text in _pages().items():
         for name in re.findall(r"\]\([^)\s]*figures/([\w.-]+\.png)\)", text):
             if name.startswith("bench_"):

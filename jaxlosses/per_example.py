@@ -45,7 +45,16 @@ def binary_cross_entropy(
     weight: ArrayLike | None = None,
     where: ArrayLike | None = None,
 ) -> jax.Array:
-    """Per-example :func:`jaxlosses.binary_cross_entropy`: the mean over its elements."""
+    """Per-example :func:`jaxlosses.binary_cross_entropy`: the mean over its elements.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import per_example
+      >>> probs = jnp.array([[0.9, 0.2], [0.6, 0.6]])  # 2 examples of 2 elements
+      >>> targets = jnp.array([[1.0, 0.0], [1.0, 1.0]])
+      >>> jax.vmap(per_example.binary_cross_entropy)(probs, targets).round(4)
+      Array([0.1643, 0.5108], dtype=float32)
+    """
     return _binary._bce_unreduced(probs, targets, weight=weight, where=where).per_example()
 
 
@@ -57,7 +66,16 @@ def binary_cross_entropy_with_logits(
     pos_weight: ArrayLike | None = None,
     where: ArrayLike | None = None,
 ) -> jax.Array:
-    """Per-example :func:`jaxlosses.binary_cross_entropy_with_logits` (mean over elements)."""
+    """Per-example :func:`jaxlosses.binary_cross_entropy_with_logits` (mean over elements).
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import per_example
+      >>> logits = jnp.array([[2.0, -1.0], [0.5, 0.5]])
+      >>> targets = jnp.array([[1.0, 0.0], [1.0, 1.0]])
+      >>> jax.vmap(per_example.binary_cross_entropy_with_logits)(logits, targets).round(4)
+      Array([0.2201, 0.4741], dtype=float32)
+    """
     return _binary._bce_logits_unreduced(
         logits, targets, weight=weight, pos_weight=pos_weight, where=where
     ).per_example()
@@ -71,7 +89,16 @@ def sigmoid_focal_loss(
     gamma: float = 2.0,
     where: ArrayLike | None = None,
 ) -> jax.Array:
-    """Per-example :func:`jaxlosses.sigmoid_focal_loss`: the mean over its elements."""
+    """Per-example :func:`jaxlosses.sigmoid_focal_loss`: the mean over its elements.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import per_example
+      >>> logits = jnp.array([[2.0, -1.0], [0.5, 0.5]])
+      >>> targets = jnp.array([[1.0, 0.0], [1.0, 1.0]])
+      >>> jax.vmap(per_example.sigmoid_focal_loss)(logits, targets).round(4)
+      Array([0.0087, 0.0169], dtype=float32)
+    """
     return _binary._sigmoid_focal_unreduced(
         logits, targets, alpha=alpha, gamma=gamma, where=where
     ).per_example()
@@ -86,7 +113,16 @@ def nll_loss(
     axis: int = -1,
     where: ArrayLike | None = None,
 ) -> jax.Array:
-    """Per-example :func:`jaxlosses.nll_loss`."""
+    """Per-example :func:`jaxlosses.nll_loss`.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> import jaxlosses
+      >>> from jaxlosses import per_example
+      >>> log_probs = jaxlosses.log_softmax(jnp.array([[3.0, 0.0, -1.0], [0.0, 0.0, 0.0]]))
+      >>> jax.vmap(per_example.nll_loss)(log_probs, jnp.array([0, 2])).round(4)
+      Array([0.0659, 1.0986], dtype=float32)
+    """
     return _multiclass._nll_unreduced(
         log_probs, labels, weight=weight, ignore_index=ignore_index, axis=axis, where=where
     ).per_example()
@@ -102,7 +138,22 @@ def cross_entropy(
     axis: int = -1,
     where: ArrayLike | None = None,
 ) -> jax.Array:
-    """Per-example :func:`jaxlosses.cross_entropy` (class indices or probabilities)."""
+    """Per-example :func:`jaxlosses.cross_entropy` (class indices or probabilities).
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import per_example
+      >>> logits, labels = jnp.array([[3.0, 0.0, -1.0], [0.0, 0.0, 0.0]]), jnp.array([0, 2])
+      >>> jax.vmap(per_example.cross_entropy)(logits, labels).round(4)
+      Array([0.0659, 1.0986], dtype=float32)
+      >>> # per-example gradients, one row per example
+      >>> jax.vmap(jax.grad(per_example.cross_entropy))(logits, labels).shape
+      (2, 3)
+      >>> # sequences: the mean over each example's kept tokens (-100 is ignored)
+      >>> tokens = jnp.array([[0, 1, -100], [2, -100, -100]])
+      >>> jax.vmap(per_example.cross_entropy)(jnp.zeros((2, 3, 4)), tokens).round(4)
+      Array([1.3863, 1.3863], dtype=float32)
+    """
     return _multiclass._cross_entropy_unreduced(
         logits,
         targets,
@@ -124,7 +175,15 @@ def focal_loss(
     axis: int = -1,
     where: ArrayLike | None = None,
 ) -> jax.Array:
-    """Per-example :func:`jaxlosses.focal_loss`."""
+    """Per-example :func:`jaxlosses.focal_loss`.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import per_example
+      >>> logits, labels = jnp.array([[1.0, 0.0, -1.0], [0.0, 0.0, 0.0]]), jnp.array([0, 2])
+      >>> jax.vmap(per_example.focal_loss)(logits, labels).round(4)
+      Array([0.0457, 0.4883], dtype=float32)
+    """
     return _multiclass._focal_unreduced(
         logits,
         labels,
@@ -144,7 +203,15 @@ def label_smoothing_loss(
     axis: int = -1,
     where: ArrayLike | None = None,
 ) -> jax.Array:
-    """Per-example :func:`jaxlosses.label_smoothing_loss`."""
+    """Per-example :func:`jaxlosses.label_smoothing_loss`.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import per_example
+      >>> logits, labels = jnp.array([[3.0, 0.0, -1.0], [0.0, 0.0, 0.0]]), jnp.array([0, 2])
+      >>> jax.vmap(per_example.label_smoothing_loss)(logits, labels).round(4)
+      Array([0.4159, 1.0986], dtype=float32)
+    """
     return _multiclass._label_smoothing_unreduced(
         logits, labels, smoothing=smoothing, axis=axis, where=where
     ).per_example()
@@ -157,7 +224,16 @@ def multilabel_soft_margin_loss(
     weight: ArrayLike | None = None,
     where: ArrayLike | None = None,
 ) -> jax.Array:
-    """Per-example :func:`jaxlosses.multilabel_soft_margin_loss` for ``(C,)`` logits."""
+    """Per-example :func:`jaxlosses.multilabel_soft_margin_loss` for ``(C,)`` logits.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import per_example
+      >>> logits = jnp.array([[0.5, -1.0, 3.0], [1.5, -2.0, 0.0]])
+      >>> targets = jnp.array([[1, 0, 1], [0, 1, 0]])
+      >>> jax.vmap(per_example.multilabel_soft_margin_loss)(logits, targets).round(4)
+      Array([0.2786, 1.5072], dtype=float32)
+    """
     return _multilabel._multilabel_unreduced(
         logits, targets, weight=weight, where=where
     ).per_example()

@@ -17,6 +17,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from jaxlosses._core import checks
 from jaxlosses._core.reduction import Unreduced, compute_dtype
@@ -115,7 +116,7 @@ def class_weight(weight, num_classes: int, dtype) -> jax.Array | None:
     return checks.check_class_weight(weight, num_classes).astype(dtype)
 
 
-def check_labels(labels, *, num_classes: int, ignore_index: int = -100) -> None:
+def check_labels(labels: ArrayLike, *, num_classes: int, ignore_index: int = -100) -> None:
     """Raises through ``checkify`` if a label is outside ``[0, num_classes)``.
 
     Class-index losses return nan for such labels, since an error cannot be raised from
@@ -137,6 +138,23 @@ def check_labels(labels, *, num_classes: int, ignore_index: int = -100) -> None:
       labels: integer class indices of any shape.
       num_classes: the number of classes ``C``.
       ignore_index: a label value that is allowed and skipped.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jax.experimental import checkify
+      >>> import jaxlosses
+      >>> def loss_fn(logits, labels):
+      ...     jaxlosses.check_labels(labels, num_classes=logits.shape[-1])
+      ...     return jaxlosses.cross_entropy(logits, labels)
+      >>> checked = checkify.checkify(jax.jit(loss_fn))
+      >>> err, loss = checked(jnp.zeros((2, 3)), jnp.array([0, 3]))
+      >>> loss  # the unchecked loss is nan
+      Array(nan, dtype=float32)
+      >>> print(err.get())  # doctest: +ELLIPSIS
+      labels must be in [0, 3) or equal ignore_index=-100; found label 3 at flat position 1 ...
+      >>> err, loss = checked(jnp.zeros((2, 3)), jnp.array([0, -100]))
+      >>> print(err.get())
+      None
     """
     from jax.experimental import checkify
 

@@ -1,0 +1,364 @@
+"""Draws the documentation's figures into docs/figures/, with jaxlosses computing every curve.
+
+Run:  python docs/make_figures.py [--force]
+
+The docs build runs it (``docs/hooks.py``, ``on_pre_build``), so the PNGs are build
+outputs, not committed; it redraws only when a figure is missing or older than this script,
+the library's sources or a benchmark result. Benchmark results are JSON files in
+``docs/benchmarks/`` as written by ``benchmarks/bench_cross_entropy.py --json FILE``; each
+``NAME.json`` there becomes ``figures/bench_NAME.png``. No JSON, no benchmark figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import pathlib
+import sys
+
+DOCS = pathlib.Path(__file__).resolve().parent
+ROOT = DOCS.parent
+FIGURES = DOCS / "figures"
+BENCHMARKS = DOCS / "benchmarks"
+
+# Colours that read in print and for the colour-blind (Okabe-Ito).
+BLUE, ORANGE, GREEN, RED, PURPLE, GREY = (
+    "#0072B2",
+    "#E69F00",
+    "#009E73",
+    "#D55E00",
+    "#CC79A7",
+    "#666666",
+)
+
+
+def _setup():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update(
+        {
+            "figure.dpi": 100,
+            "savefig.dpi": 150,
+            "font.size": 10,
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+            "axes.grid": True,
+            "grid.alpha": 0.3,
+            "legend.frameon": False,
+        }
+    )
+    return plt
+
+
+def _save(fig, name: str) -> pathlib.Path:
+    FIGURES.mkdir(exist_ok=True)
+    path = FIGURES / name
+    # No timestamp in the PNG, so identical figures are identical files.
+    fig.savefig(path, bbox_inches="tight", metadata={"Software": None})
+    return path
+
+
+def _two_class_logits(p):
+    """Logits of two classes whose softmax gives the true class (0) probability ``p``."""
+    import jax.numpy as jnp
+
+    return jnp.stack([jnp.log(p), jnp.log1p(-p)], axis=-1)
+
+
+# --------------------------------------------------------------------------------------
+
+
+def focal_vs_cross_entropy(plt):
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    import jaxlosses as jl
+
+    gammas = [0.0, 0.5, 1.0, 2.0, 5.0]
+
+    @jax.jit
+    def curves(p):
+        labels = jnp.zeros(p.shape, jnp.int32)
+        logits = _two_class_logits(p)
+        return [jl.focal_loss(logits, labels, gamma=g, reduction="none") for g in gammas]
+
+    p = np.linspace(1e-3, 1.0 - 1e-6, 400, dtype=np.float32)
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    colours = [BLUE, GREEN, ORANGE, RED, PURPLE]
+    for gamma, loss, colour in zip(gammas, curves(p), colours, strict=True):
+        label = "cross-entropy (γ = 0)" if gamma == 0 else f"focal, γ = {gamma:g}"
+        ax.plot(p, np.asarray(loss), color=colour, lw=2, label=label)
+    ax.axvspan(0.6, 1.0, color=GREY, alpha=0.08)
+    ax.text(0.8, 2.0, "well-classified\nexamples", ha="center", va="top", color=GREY)
+    ax.set(
+        xlim=(0, 1),
+        ylim=(0, 5),
+        xlabel="probability of the true class $p_t$",
+        ylabel="loss",
+        title="jaxlosses.focal_loss: $-(1 - p_t)^\\gamma \\log p_t$",
+    )
+    ax.legend(loc="upper right")
+    return _save(fig, "focal_vs_cross_entropy.png")
+
+
+def label_smoothing(plt):
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    import jaxlosses as jl
+
+    num_classes, eps = 10, 0.1
+
+    @jax.jit
+    def losses(p):
+        # the true class has probability p, the other classes share 1 - p evenly
+        rest = jnp.repeat(((1.0 - p) / (num_classes - 1))[:, None], num_classes - 1, 1)
+        logits = jnp.log(jnp.concatenate([p[:, None], rest], 1))
+        labels = jnp.zeros(p.shape, jnp.int32)
+        return (
+            jl.cross_entropy(logits, labels, reduction="none"),
+            jl.cross_entropy(logits, labels, label_smoothing=eps, reduction="none"),
+            jl.label_smoothing_loss(logits, labels, smoothing=eps, reduction="none"),
+        )
+
+    p = np.linspace(0.05, 1.0 - 1e-6, 500, dtype=np.float32)
+    plain, pytorch, seeds = losses(p)
+    curves = [
+        ("plain cross-entropy", plain, GREY, "--"),
+        (f"cross_entropy(label_smoothing={eps:g})  (PyTorch's)", pytorch, BLUE, "-"),
+        (f"label_smoothing_loss(smoothing={eps:g})  (the seeds')", seeds, ORANGE, "-"),
+    ]
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    x = np.asarray(p)
+    for label, loss, colour, style in curves:
+        loss = np.asarray(loss)
+        ax.plot(x, loss, color=colour, ls=style, lw=2, label=label)
+        if style == "-":
+            i = int(np.argmin(loss))
+            ax.plot(x[i], loss[i], "o", color=colour)
+            ax.annotate(
+                f"minimum at $p_t$ = {x[i]:.2f}",
+                (x[i], loss[i]),
+                xytext=(-120, 25 if colour == BLUE else 45),
+                textcoords="offset points",
+                color=colour,
+                arrowprops={"arrowstyle": "-", "color": colour},
+            )
+    # the optimum of PyTorch's smoothing is 1 - eps + eps / C, of the seeds' 1 - s
+    assert abs(x[np.argmin(np.asarray(curves[1][1]))] - (1 - eps + eps / num_classes)) < 5e-3
+    assert abs(x[np.argmin(np.asarray(curves[2][1]))] - (1 - eps)) < 5e-3
+    ax.set(
+        xlim=(0.05, 1),
+        ylim=(0, 3.2),
+        xlabel="probability of the true class $p_t$ (other 9 classes share the rest)",
+        ylabel="loss",
+        title=f"Label smoothing, C = {num_classes}: the loss no longer rewards $p_t \\to 1$",
+    )
+    ax.legend(loc="upper right")
+    return _save(fig, "label_smoothing.png")
+
+
+def bce_clamp(plt):
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    import jaxlosses as jl
+
+    def naive(p, t):  # the textbook formula, no clamp
+        return -(t * jnp.log(p) + (1 - t) * jnp.log(1 - p))
+
+    def ours(p, t):
+        return jl.binary_cross_entropy(p, t, reduction="sum")
+
+    grad_naive = jax.jit(jax.vmap(jax.grad(naive)))
+    grad_ours = jax.jit(jax.vmap(jax.grad(ours)))
+    loss_ours = jax.jit(jax.vmap(ours))
+
+    # distance d to the boundary: p = d with target 1 (near p = 0), p = 1 - d with target 0
+    d0 = np.geomspace(1e-44, 1.0, 400, dtype=np.float32)
+    d1 = np.geomspace(2**-24, 1.0, 200, dtype=np.float32)
+    cases = [
+        ("near p = 0, target 1", jnp.asarray(d0), jnp.ones(d0.shape), d0, "$p$"),
+        ("near p = 1, target 0", jnp.asarray(1 - d1), jnp.zeros(d1.shape), d1, "$1 - p$"),
+    ]
+    fig, axes = plt.subplots(2, 2, figsize=(9.0, 6.4), sharex="col")
+    for col, (title, p, t, d, xlabel) in enumerate(cases):
+        ax_loss, ax_grad = axes[0, col], axes[1, col]
+        ax_loss.plot(d, np.asarray(loss_ours(p, t)), color=BLUE, lw=2.5, label="jaxlosses")
+        # float64 reference for the unclamped curve, so it is not cut by float32 rounding
+        exact = -np.log(d.astype(np.float64))
+        ax_loss.plot(d, exact, color=GREY, ls="--", lw=1.5, label="unclamped $-\\log$ (exact)")
+        ax_grad.plot(d, np.abs(np.asarray(grad_ours(p, t))), color=BLUE, lw=2.5, label="jaxlosses")
+        ax_grad.plot(
+            d, np.abs(np.asarray(grad_naive(p, t))), color=GREY, ls="--", lw=1.5, label="naive"
+        )
+        # exactly on the boundary (p = 0 or p = 1)
+        edge_p, edge_t = jnp.asarray([0.0 if col == 0 else 1.0]), t[:1]
+        edge = "p = 0" if col == 0 else "p = 1"
+        loss_edge = float(loss_ours(edge_p, edge_t)[0])
+        grad_edge = abs(float(grad_ours(edge_p, edge_t)[0]))
+        naive_edge = float(naive(edge_p, edge_t)[0])
+        naive_grad_edge = abs(float(jax.grad(naive)(edge_p[0], edge_t[0])))
+        for ax, value, text in [
+            (ax_loss, loss_edge, f"at {edge}: jaxlosses {loss_edge:g}, naive {naive_edge:g}"),
+            (
+                ax_grad,
+                grad_edge,
+                f"at {edge}: jaxlosses {grad_edge:.0e}, naive {naive_grad_edge:g}",
+            ),
+        ]:
+            ax.plot(d[0], value, "o", color=BLUE, ms=7)
+            ax.annotate(text, (d[0], value), xytext=(12, -4), textcoords="offset points", va="top")
+        ax_loss.set(xscale="log", title=title, ylabel="loss", ylim=(-5, 112))
+        ax_grad.set(xscale="log", yscale="log", xlabel=xlabel, ylabel="|d loss / d p|")
+        ax_loss.legend(loc="lower left" if col == 0 else "center right")
+        ax_grad.legend(loc="lower left" if col == 0 else "center right")
+    fig.suptitle(
+        "jaxlosses.binary_cross_entropy: logs clamped at -100, PyTorch's clamped backward",
+        y=1.0,
+    )
+    fig.tight_layout()
+    return _save(fig, "bce_clamp.png")
+
+
+def focal_gradient(plt):
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    import jaxlosses as jl
+
+    def naive_focal(z, gamma):  # logits [z, 0], true class 0, textbook formula
+        log_p = jax.nn.log_softmax(jnp.stack([z, jnp.zeros_like(z)]))[0]
+        return -((1 - jnp.exp(log_p)) ** gamma) * log_p
+
+    def ours(z, gamma):
+        return jl.focal_loss(jnp.stack([z, jnp.zeros_like(z)]), jnp.array(0), gamma=gamma)
+
+    @functools.partial(jax.jit, static_argnums=0)
+    def grads(fn, z, gamma):
+        return jax.vmap(jax.grad(fn), (0, None))(z, gamma)
+
+    z = jnp.linspace(-2.0, 40.0, 841)
+    fig, ax = plt.subplots(figsize=(6.8, 4.2))
+    nan_from = None
+    for gamma, colour in zip([0.25, 0.5, 0.75], [RED, ORANGE, BLUE], strict=True):
+        g_ours = np.abs(np.asarray(grads(ours, z, gamma)))
+        g_naive = np.abs(np.asarray(grads(naive_focal, z, gamma)))
+        assert np.all(np.isfinite(g_ours))
+        ax.plot(np.asarray(z), g_ours, color=colour, lw=2.5, label=f"jaxlosses, γ = {gamma:g}")
+        ax.plot(np.asarray(z), g_naive, color="black", ls=":", lw=1.2)
+        bad = ~np.isfinite(g_naive)
+        if bad.any():
+            first = float(np.asarray(z)[bad][0])
+            nan_from = first if nan_from is None else min(nan_from, first)
+    ax.plot([], [], color="black", ls=":", lw=1.2, label="naive autodiff (each γ)")
+    # symlog, so that the exact 0 that jaxlosses reaches where p_t rounds to 1 stays visible
+    ax.set_yscale("symlog", linthresh=1e-12, linscale=0.5)
+    ax.set_ylim(0, 2)
+    if nan_from is not None:
+        ax.axvspan(nan_from, float(z[-1]), color=RED, alpha=0.08)
+        ax.text(
+            (nan_from + float(z[-1])) / 2,
+            1e-3,
+            f"$p_t$ rounds to 1 (z ≥ {nan_from:.1f}):\njaxlosses 0, naive nan",
+            ha="center",
+            color=RED,
+        )
+    ax.set(
+        xlim=(float(z[0]), float(z[-1])),
+        xlabel="true-class logit margin z  (logits [z, 0], $p_t$ = sigmoid(z))",
+        ylabel="|d loss / d z|",
+        title="Focal loss gradient, γ < 1: finite with jaxlosses, nan with naive autodiff",
+    )
+    ax.legend(loc="lower left")
+    return _save(fig, "focal_gradient.png")
+
+
+def benchmark(plt, path: pathlib.Path):
+    """A bar chart of one ``bench_cross_entropy.py --json`` result."""
+    import numpy as np
+
+    data = json.loads(path.read_text())
+    rows = data["rows"]
+    names = [r["name"] for r in rows]
+    ms = np.asarray([r["ms"] for r in rows])
+    fig, ax = plt.subplots(figsize=(7.0, 0.5 + 0.45 * len(rows)))
+    colours = [GREY if "copy" in n else (BLUE if "jaxlosses" in n else ORANGE) for n in names]
+    y = np.arange(len(rows))[::-1]
+    ax.barh(y, ms, color=colours)
+    for yi, r in zip(y, rows, strict=True):
+        ax.text(
+            r["ms"],
+            yi,
+            f"  {r['ms']:.1f} ms  ({r['vs_optax']:.2f}x optax, {r['vs_copy']:.1f}x copy)",
+            va="center",
+        )
+    ax.set_yticks(y, names)
+    ax.set_xlim(0, ms.max() * 1.8)
+    ax.grid(axis="y", visible=False)
+    ax.set(
+        xlabel="milliseconds (median), forward + backward, jit",
+        title=f"Cross-entropy, N = {data['n']}, C = {data['c']}, {data['repeats']} repeats"
+        + (f", {data['device']}" if data.get("device") else ""),
+    )
+    return _save(fig, f"bench_{path.stem}.png")
+
+
+FIGURES_BY_NAME = {
+    "focal_vs_cross_entropy.png": focal_vs_cross_entropy,
+    "label_smoothing.png": label_smoothing,
+    "bce_clamp.png": bce_clamp,
+    "focal_gradient.png": focal_gradient,
+}
+
+
+def _inputs() -> list[pathlib.Path]:
+    return [pathlib.Path(__file__).resolve(), *sorted((ROOT / "jaxlosses").rglob("*.py"))]
+
+
+def _stale(target: pathlib.Path, inputs: list[pathlib.Path]) -> bool:
+    if not target.exists():
+        return True
+    mtime = target.stat().st_mtime
+    return any(p.stat().st_mtime > mtime for p in inputs)
+
+
+def draw(force: bool = False) -> list[pathlib.Path]:
+    """Draws the missing or stale figures (every figure with ``force``); returns their paths."""
+    inputs = _inputs()
+    todo = [(FIGURES / name, fn, ()) for name, fn in FIGURES_BY_NAME.items()]
+    for path in sorted(BENCHMARKS.glob("*.json")) if BENCHMARKS.is_dir() else []:
+        todo.append((FIGURES / f"bench_{path.stem}.png", benchmark, (path,)))
+    todo = [(t, fn, extra) for t, fn, extra in todo if force or _stale(t, [*inputs, *extra])]
+    if not todo:
+        return []
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))  # this checkout's jaxlosses, not an installed one
+    plt = _setup()
+    written = []
+    for _, fn, extra in todo:
+        written.append(fn(plt, *extra))
+        plt.close("all")
+    return written
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--force", action="store_true", help="redraw every figure")
+    args = parser.parse_args(argv)
+    for path in draw(force=args.force):
+        print(path.relative_to(ROOT))
+
+
+if __name__ == "__main__":
+    main()

@@ -265,21 +265,23 @@ def vocab_parallel_cross_entropy(
     Example:
       >>> import functools
       >>> import jax, jax.numpy as jnp
-      >>> from jax.sharding import PartitionSpec as P
+      >>> from jax.sharding import NamedSharding, PartitionSpec as P
       >>> import jaxlosses
       >>> mesh = jax.make_mesh((jax.device_count(),), ("model",))
       >>> logits = jnp.arange(16.0).reshape(2, 8) / 4  # 2 tokens, a vocabulary of 8
       >>> labels = jnp.array([3, 7])
-      >>> loss = jax.shard_map(
+      >>> # each device holds the logits of its slice of the vocabulary
+      >>> sharded = jax.device_put(logits, NamedSharding(mesh, P(None, "model")))
+      >>> loss = jax.jit(jax.shard_map(
       ...     functools.partial(
       ...         jaxlosses.sharded.vocab_parallel_cross_entropy, axis_name="model"
       ...     ),
       ...     mesh=mesh,
-      ...     in_specs=(P(None, "model"), P()),  # the vocabulary split over "model"
+      ...     in_specs=(P(None, "model"), P()),
       ...     out_specs=P(),
-      ... )
-      >>> print(loss(logits, labels).round(4), jaxlosses.cross_entropy(logits, labels).round(4))
-      1.1463 1.1463
+      ... ))
+      >>> print(loss(sharded, labels).round(4), jaxlosses.cross_entropy(logits, labels).round(4))
+      1.8633 1.8633
 
     References:
       Shoeybi et al., "Megatron-LM", https://arxiv.org/abs/1909.08053 (vocab-parallel

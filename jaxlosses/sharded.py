@@ -34,8 +34,9 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxlosses._core import checks, stable
-from jaxlosses._core.classes import class_inputs, class_iota, class_labels, finish_class_loss
+from jaxlosses._core.classes import class_inputs, class_labels, finish_class_loss
 from jaxlosses._core.reduction import compute_dtype
+from jaxlosses._core.sharding import class_iota
 
 __all__ = ["vocab_parallel_cross_entropy"]
 

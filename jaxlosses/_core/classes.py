@@ -11,9 +11,8 @@ A label outside ``[0, C)`` that is not ``ignore_index`` cannot raise under ``jax
 :func:`jaxlosses.check_labels` under ``jax.experimental.checkify`` for an error.
 
 Sharding: every array built here takes the sharding of the array it is derived from
-(``jax.typeof(x).sharding``), so the losses type-check under explicit sharding
-(``jax.sharding.AxisType.Explicit``, the default of ``jax.make_mesh``) with the batch
-and the class axis sharded, and GSPMD never needs to gather the logits.
+(see :mod:`jaxlosses._core.sharding`), so the losses type-check under explicit sharding
+with the batch and the class axis sharded, and the logits are never gathered.
 """
 
 from __future__ import annotations
@@ -26,6 +25,7 @@ from jax.typing import ArrayLike
 
 from jaxlosses._core import checks
 from jaxlosses._core.reduction import Unreduced, compute_dtype
+from jaxlosses._core.sharding import class_iota, take_class
 
 
 class ClassInputs(NamedTuple):
@@ -74,16 +74,8 @@ class ClassLabels(NamedTuple):
         return (hot & self.kept[..., None]).astype(dtype)
 
     def take(self, x: jax.Array) -> jax.Array:
-        """``x[..., label]`` along the last axis, reading class 0 for dropped items.
-
-        A gather, unless ``x``'s class axis is explicitly sharded: a gather there has no
-        well-defined output sharding, so the entry is selected and summed over the
-        classes instead (the same value; each device reduces its own slice).
-        """
-        if _explicit_spec(x)[-1] is None:
-            return jnp.take_along_axis(x, self.safe[..., None], axis=-1)[..., 0]
-        hit = class_iota(x, self.safe.dtype) == self.safe[..., None]
-        return jnp.sum(jnp.where(hit, x, jnp.zeros((), x.dtype)), axis=-1)
+        """``x[..., label]`` along the last axis, reading class 0 for dropped items."""
+        return take_class(x, self.safe)
 
     def item_weight(self, weight: jax.Array | None, dtype) -> jax.Array:
         """``weight[label]`` for kept items, 0 for dropped ones (PyTorch's denominators)."""
@@ -92,26 +84,6 @@ class ClassLabels(NamedTuple):
         # The gather's result is sharded like the labels (explicit sharding needs it said).
         w = weight.astype(dtype).at[self.safe].get(out_sharding=jax.typeof(self.safe).sharding)
         return jnp.where(self.kept, w, jnp.zeros_like(w))
-
-
-def _explicit_spec(x: jax.Array) -> tuple:
-    """The mesh axes each dimension of ``x`` is explicitly sharded over (None: not).
-
-    Without a mesh, with ``AxisType.Auto`` axes or inside ``shard_map`` every entry is
-    None: there the compiler, not the type, decides the layout.
-    """
-    spec = tuple(jax.typeof(x).sharding.spec)
-    return spec + (None,) * (x.ndim - len(spec))
-
-
-def class_iota(x: jax.Array, dtype=jnp.int32) -> jax.Array:
-    """The class index of every entry of ``x`` (class axis last), sharded like ``x``.
-
-    ``labels[..., None] == class_iota(x)`` is the one-hot of ``labels`` with the
-    logits' layout; ``jnp.arange(C)`` would be replicated, which explicit sharding
-    rejects in a ``jnp.where`` with class-sharded logits.
-    """
-    return jax.lax.broadcasted_iota(dtype, x.shape, x.ndim - 1, out_sharding=jax.typeof(x).sharding)
 
 
 def class_labels(

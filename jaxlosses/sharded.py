@@ -199,7 +199,7 @@ _vocab_stats.defvjp(_vocab_stats_fwd, _vocab_stats_bwd)
 
 
 def _static_or_none(name: str, value, **limits):
-    """``value`` as an array, or None when it is statically 0 (its term is skipped)."""
+    """Range-checks ``value``; None when it is statically 0 (its term is then skipped)."""
     checks.check_scalar_range(name, value, **limits)
     concrete = checks.concrete_scalar(value)
     return None if concrete == 0 else value
@@ -292,8 +292,6 @@ def vocab_parallel_cross_entropy(
     eps = _static_or_none("label_smoothing", label_smoothing, low=0.0, high=1.0)
     z = _static_or_none("z_loss", z_loss, low=0.0)
     inputs, _ = class_inputs("logits", logits, -1, where)
-    if inputs.x.ndim == 0:
-        raise ValueError("logits must have a class axis (the last), got a scalar")
     local_classes = inputs.num_classes
     num_classes = local_classes * jax.lax.axis_size(axis_name)
     lab = class_labels(inputs, labels, -1, ignore_index, num_classes=num_classes)

@@ -411,6 +411,14 @@ def test_vocab_parallel_bfloat16_computes_in_float32():
     np.testing.assert_allclose(grad.astype(np.float32), want_grad, atol=2e-3)
 
 
+def test_vocab_parallel_custom_ignore_index():
+    labels = V_LABELS.at[4:8].set(3)  # class 3 is ignored, -100 is now an invalid label
+    labels = jnp.where(labels == -100, 5, labels)
+    got, _ = run_vocab_parallel(V_LOGITS, labels, ignore_index=3, label_smoothing=0.1)
+    want = vocab_reference()(V_LOGITS, jnp.where(labels == 3, -100, labels), 0.1, 0.0)["mean"]
+    chex.assert_trees_all_close(got, want, rtol=RTOL, atol=ATOL)
+
+
 def test_vocab_parallel_where_mask():
     mesh = make_mesh("2x4-auto")
     where = jnp.arange(VN) % 3 != 0

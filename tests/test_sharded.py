@@ -114,7 +114,7 @@ def assert_sharded_matches(fns, args, specs, mesh_name, want=None):
 # --------------------------------------------------------------------------------------
 # Every public loss under jit with sharded inputs.
 
-# name -> (fn(x, y, t), uses integer labels)
+# name -> fn(logits, labels with ignored items, multi-label targets)
 CALLS = {
     "cross_entropy": lambda x, y, t: jl.cross_entropy(
         x, y, weight=WEIGHT, label_smoothing=0.1, where=WHERE

@@ -1,7 +1,7 @@
 r"""Losses for models split over several devices.
 
 **Sharded inputs under** ``jax.jit``. Every loss in :mod:`jaxlosses` is plain ``jax.numpy``
-code, so inputs placed with a :class:`jax.sharding.NamedSharding` (the batch over a
+code, so inputs placed with a ``jax.sharding.NamedSharding`` (the batch over a
 ``"data"`` axis, the classes over a ``"model"`` axis, or both) give the same value and
 gradients as on one device: the compiler partitions the computation and every mean is a
 global sum over a global count (``ignore_index`` and ``where`` included), not a mean of

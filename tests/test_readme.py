@@ -18,5 +18,6 @@ def test_readme_python_blocks_run():
         exec(compile(block, str(README), "exec"), namespace)  # noqa: S102
     assert float(namespace["loss"]) > 0
     assert namespace["per_ex"].shape == (8,)
-    want = jl.cross_entropy(namespace["vocab_logits"], namespace["labels"], label_smoothing=0.1)
+    logits, labels = namespace["vocab_logits"], namespace["token_labels"]
+    want = jl.cross_entropy(logits, labels, label_smoothing=0.1)
     np.testing.assert_allclose(namespace["vp"], want, rtol=1e-6)

@@ -100,15 +100,18 @@ def _shard_stats(x: jax.Array, local_label: jax.Array, hit: jax.Array, with_sum:
 
     ``local_label`` indexes the label inside this slice where ``hit`` is True.
     """
-    m = jnp.squeeze(stable._finite_max(x, -1), -1)
-    finite = x > -jnp.inf
-    sumexp = jnp.sum(jnp.exp(x - m[..., None]), axis=-1)
+    m = stable._finite_max(x, -1)
+    sumexp = jnp.sum(jnp.exp(x - m), axis=-1)
     target = jnp.take_along_axis(x, local_label[..., None], axis=-1)[..., 0]
     target = jnp.where(hit, target, jnp.zeros_like(target))
+    m = m[..., 0]
     if not with_sum:
         return _ShardStats(m, sumexp, target, None, None)
-    logit_sum = jnp.sum(jnp.where(finite, x - m[..., None], jnp.zeros((), x.dtype)), axis=-1)
-    num_finite = jnp.sum(finite, axis=-1, dtype=x.dtype)
+    # Masks in arithmetic (stable._unmasked: 1 for a finite logit, 0 for -inf), which
+    # XLA:CPU fuses into the reductions instead of materialising a V_local-wide mask.
+    unmasked = stable._unmasked(x, stable._BIG)
+    logit_sum = jnp.sum(unmasked * (jnp.maximum(x, -stable._BIG) - m[..., None]), axis=-1)
+    num_finite = jnp.sum(stable._unmasked(x, 2 * stable._BIG), axis=-1)
     return _ShardStats(m, sumexp, target, logit_sum, num_finite)
 
 
@@ -187,7 +190,7 @@ def _vocab_stats_bwd(axis_name, with_sum, res, ct):
     hot = (class_iota(x, local_label.dtype) == local_label[..., None]) & hit[..., None]
     grad = grad + jnp.where(hot, ct.target[..., None], jnp.zeros((), x.dtype))
     if with_sum:
-        grad = grad + jnp.where(x > -jnp.inf, ct.logit_sum[..., None], jnp.zeros((), x.dtype))
+        grad = grad + ct.logit_sum[..., None] * stable._unmasked(x, 3 * stable._BIG)
     return grad.astype(logits.dtype), None, None
 
 

@@ -1,6 +1,7 @@
 """jaxlosses: classification losses for JAX with PyTorch's numbers and optax's conventions."""
 
 from jaxlosses import per_example as per_example
+from jaxlosses import sharded as sharded
 from jaxlosses._binary import binary_cross_entropy as binary_cross_entropy
 from jaxlosses._binary import binary_cross_entropy_with_logits as binary_cross_entropy_with_logits
 from jaxlosses._binary import sigmoid_focal_loss as sigmoid_focal_loss
@@ -29,5 +30,6 @@ __all__ = [
     "multilabel_soft_margin_loss",
     "nll_loss",
     "per_example",
+    "sharded",
     "sigmoid_focal_loss",
 ]

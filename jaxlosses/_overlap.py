@@ -30,7 +30,7 @@ def _probs_and_targets(logits, targets, axis, where):
     targets = jnp.asarray(targets)
     if jnp.issubdtype(targets.dtype, jnp.integer):
         lab = class_labels(inputs, targets, axis, ignore_index=None)
-        y = lab.one_hot(inputs.num_classes, x.dtype)
+        y = lab.one_hot(inputs.num_classes, x.dtype, like=x)
         # A label outside [0, C) has no one-hot entry: make the loss nan, as elsewhere.
         bad = jnp.any(lab.out_of_range)
         y = jnp.where(bad, jnp.full_like(y, jnp.nan), y)

@@ -3,6 +3,10 @@
 import pathlib
 import re
 
+import numpy as np
+
+import jaxlosses as jl
+
 README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
 
 
@@ -14,3 +18,6 @@ def test_readme_python_blocks_run():
         exec(compile(block, str(README), "exec"), namespace)  # noqa: S102
     assert float(namespace["loss"]) > 0
     assert namespace["per_ex"].shape == (8,)
+    logits, labels = namespace["vocab_logits"], namespace["token_labels"]
+    want = jl.cross_entropy(logits, labels, label_smoothing=0.1)
+    np.testing.assert_allclose(namespace["vp"], want, rtol=1e-6)

@@ -9,6 +9,10 @@ One place moves the class axis last, validates labels against the logits, and tu
 A label outside ``[0, C)`` that is not ``ignore_index`` cannot raise under ``jax.jit``
 (PyTorch raises); its item's loss is nan instead, so the mistake is loud. Use
 :func:`jaxlosses.check_labels` under ``jax.experimental.checkify`` for an error.
+
+Sharding: every array built here takes the sharding of the array it is derived from
+(see :mod:`jaxlosses._core.sharding`), so the losses type-check under explicit sharding
+with the batch and the class axis sharded, and the logits are never gathered.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from jax.typing import ArrayLike
 
 from jaxlosses._core import checks
 from jaxlosses._core.reduction import Unreduced, compute_dtype
+from jaxlosses._core.sharding import class_iota, take_class
 
 
 class ClassInputs(NamedTuple):
@@ -55,27 +60,47 @@ class ClassLabels(NamedTuple):
     kept: jax.Array  # items that count: not ignore_index, and where=True
     out_of_range: jax.Array  # kept items whose label is outside [0, C)
 
-    def one_hot(self, num_classes: int, dtype) -> jax.Array:
-        """One-hot of the kept labels; dropped items get an all-zero row."""
-        hot = self.safe[..., None] == jnp.arange(num_classes, dtype=self.safe.dtype)
+    def one_hot(self, num_classes: int, dtype, *, like: jax.Array | None = None) -> jax.Array:
+        """One-hot of the kept labels; dropped items get an all-zero row.
+
+        ``like``, the ``(..., C)`` logits, gives the result its sharding, so that a class
+        axis sharded over a mesh axis stays sharded (see :func:`class_iota`).
+        """
+        if like is None:
+            classes = jnp.arange(num_classes, dtype=self.safe.dtype)
+        else:
+            classes = class_iota(like, self.safe.dtype)
+        hot = self.safe[..., None] == classes
         return (hot & self.kept[..., None]).astype(dtype)
 
     def take(self, x: jax.Array) -> jax.Array:
         """``x[..., label]`` along the last axis, reading class 0 for dropped items."""
-        return jnp.take_along_axis(x, self.safe[..., None], axis=-1)[..., 0]
+        return take_class(x, self.safe)
 
     def item_weight(self, weight: jax.Array | None, dtype) -> jax.Array:
         """``weight[label]`` for kept items, 0 for dropped ones (PyTorch's denominators)."""
         if weight is None:
             return self.kept.astype(dtype)
-        w = jnp.take(weight.astype(dtype), self.safe)
+        # The gather's result is sharded like the labels (explicit sharding needs it said).
+        w = weight.astype(dtype).at[self.safe].get(out_sharding=jax.typeof(self.safe).sharding)
         return jnp.where(self.kept, w, jnp.zeros_like(w))
 
 
 def class_labels(
-    inputs: ClassInputs, labels, axis: int, ignore_index: int | None, *, name: str = "labels"
+    inputs: ClassInputs,
+    labels,
+    axis: int,
+    ignore_index: int | None,
+    *,
+    name: str = "labels",
+    num_classes: int | None = None,
 ) -> ClassLabels:
-    """Validates labels against ``inputs``; ``ignore_index=None`` keeps every label."""
+    """Validates labels against ``inputs``; ``ignore_index=None`` keeps every label.
+
+    ``num_classes`` is the range labels must lie in, ``inputs.num_classes`` by default;
+    a shard of a vocabulary-parallel loss holds a slice of the classes but takes global
+    labels.
+    """
     labels = checks.as_label_array(name, labels)
     expected = inputs.item_shape
     if labels.shape != expected:
@@ -87,13 +112,14 @@ def class_labels(
             f"{tuple(full)}"
         )
     if ignore_index is None:
-        kept = jnp.ones(labels.shape, bool)
+        kept = jnp.ones_like(labels, dtype=bool)  # sharded like the labels
     else:
         checks.check_int("ignore_index", ignore_index)
         kept = labels != ignore_index
     if inputs.mask is not None:
         kept = kept & inputs.mask
-    in_range = (labels >= 0) & (labels < inputs.num_classes)
+    num_classes = inputs.num_classes if num_classes is None else num_classes
+    in_range = (labels >= 0) & (labels < num_classes)
     safe = jnp.where(kept & in_range, labels, jnp.zeros_like(labels))
     return ClassLabels(safe, kept, kept & ~in_range)
 

@@ -56,6 +56,7 @@ def reduce_loss(
     mask: jax.Array | None = None,
     denominator: jax.Array | None = None,
     out_dtype=None,
+    axis_name=None,
 ) -> jax.Array:
     """Reduces an unreduced loss.
 
@@ -66,6 +67,10 @@ def reduce_loss(
       denominator: optional per-item weights whose sum divides a ``"mean"`` (they must
         already be zero for dropped items). Defaults to the count of kept items.
       out_dtype: dtype of the result (defaults to ``loss.dtype``).
+      axis_name: inside ``shard_map``, the mesh axis (or tuple of axes) the items are
+        sharded over: the sum, and the mean's denominator, are summed over it with one
+        ``psum``, so ``"mean"`` is the global sum over the global denominator (not a
+        mean of per-shard means). Ignored for ``"none"``.
     """
     checks.check_reduction(reduction)
     out_dtype = loss.dtype if out_dtype is None else out_dtype
@@ -74,6 +79,8 @@ def reduce_loss(
     acc = compute_dtype(loss.dtype)
     total = jnp.sum(loss, dtype=acc)
     if reduction == "sum":
+        if axis_name is not None:
+            total = jax.lax.psum(total, axis_name)
         return total.astype(out_dtype)
     if denominator is not None:
         count = jnp.sum(denominator, dtype=acc)
@@ -81,6 +88,8 @@ def reduce_loss(
         count = jnp.sum(mask, dtype=acc)
     else:
         count = jnp.asarray(loss.size, acc)
+    if axis_name is not None:
+        total, count = jax.lax.psum(jnp.stack([total, count]), axis_name)
     return safe_divide(total, count).astype(out_dtype)
 
 
@@ -100,13 +109,15 @@ class Unreduced(NamedTuple):
     denominator: jax.Array | None
     dtype: jnp.dtype
 
-    def reduce(self, reduction: str) -> jax.Array:
+    def reduce(self, reduction: str, *, axis_name=None) -> jax.Array:
+        """Reduces with :func:`reduce_loss`; ``axis_name`` makes the reduction global."""
         return reduce_loss(
             self.loss,
             reduction,
             mask=self.mask,
             denominator=self.denominator,
             out_dtype=self.dtype,
+            axis_name=axis_name,
         )
 
     def per_example(self) -> jax.Array:

@@ -18,6 +18,8 @@ import jax
 import jax.numpy as jnp
 from jax.custom_derivatives import SymbolicZero
 
+from jaxlosses._core.sharding import class_iota, take_class
+
 
 def _tangent(out: jax.Array, *terms) -> jax.Array:
     """Sums the tangent terms ``(coefficient_fn, tangent)`` whose tangent is not zero.
@@ -200,7 +202,7 @@ def _label_xent_parts(x, labels, alpha, beta, w, smooth):
     e = jnp.exp(x - m)
     s = jnp.sum(e, axis=-1, keepdims=True)
     lse_s = jnp.log(s)
-    x_y = jnp.take_along_axis(x, labels[..., None], axis=-1)
+    x_y = take_class(x, labels)[..., None]
     nll = (lse_s - (x_y - m))[..., 0]
     # a dropped item (alpha = 0) contributes 0 even if its placeholder logit is -inf
     loss = jnp.where(alpha == 0, jnp.zeros_like(nll), alpha * nll)
@@ -227,7 +229,7 @@ def _label_cross_entropy_jvp(smooth, primals, tangents):
 
     def d_x(t):
         p = e * (1 / jnp.where(s == 0, jnp.ones_like(s), s))
-        hot = labels[..., None] == jnp.arange(x.shape[-1], dtype=labels.dtype)
+        hot = labels[..., None] == class_iota(x, labels.dtype)
         q = jnp.where(hot, alpha[..., None], 0.0)
         total = alpha
         if smooth:

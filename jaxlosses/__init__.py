@@ -17,6 +17,25 @@ from jaxlosses._overlap import f1_loss as f1_loss
 
 __version__ = "0.1.0"
 
+# Submodules that import Flax are loaded on first use: ``jaxlosses.nn.CrossEntropyLoss``
+# works after a plain ``import jaxlosses``, which itself stays light.
+_LAZY_SUBMODULES = ("linen", "nn", "optax_compat")
+
+
+def __getattr__(name: str):
+    if name in _LAZY_SUBMODULES:
+        import importlib
+
+        module = importlib.import_module(f"jaxlosses.{name}")
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module 'jaxlosses' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY_SUBMODULES))
+
+
 __all__ = [
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
@@ -26,9 +45,12 @@ __all__ = [
     "f1_loss",
     "focal_loss",
     "label_smoothing_loss",
+    "linen",
     "log_softmax",
     "multilabel_soft_margin_loss",
     "nll_loss",
+    "nn",
+    "optax_compat",
     "per_example",
     "sharded",
     "sigmoid_focal_loss",

@@ -1,11 +1,11 @@
 """``flax.linen`` modules for the losses, with PyTorch's names, for linen codebases.
 
-The same modules as :mod:`jaxlosses.nn`, each one's linen twin. A module's dataclass
+The same modules as ``jaxlosses.nn``, each one's linen twin. A module's dataclass
 fields are its loss function's keyword arguments, with the same names and defaults, and
 ``loss.apply(variables, input, target, where=None)`` is exactly the function's value.
 
 Array hyperparameters (a class ``weight``, ``pos_weight``) are **variables in the**
-``"loss_hyperparameters"`` **collection** (:data:`HYPERPARAMETERS`), not ``"params"``:
+``"loss_hyperparameters"`` **collection** (``linen.HYPERPARAMETERS``), not ``"params"``:
 ``init`` stores the field's value there, the variables dict (and so a checkpoint)
 carries it, an optimizer over ``variables["params"]`` never sees it, and a new value
 needs no recompilation. ``apply`` reads the collection when it is given and falls back
@@ -28,7 +28,6 @@ Example:
 from __future__ import annotations
 
 import inspect
-import types
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -37,11 +36,10 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxlosses import nn as nnx_losses
+from jaxlosses import _binary, _multiclass, _multilabel, _overlap
 from jaxlosses._core.modules import LossSpec, loss_spec
 
 __all__ = [
-    "HYPERPARAMETERS",
     "BCELoss",
     "BCEWithLogitsLoss",
     "CrossEntropyLoss",
@@ -66,6 +64,22 @@ class Loss(nn.Module):
     are read from ``my_loss``'s keyword-only arguments (``where`` excepted). A loss whose
     inputs are not ``(input, target)`` overrides ``__call__`` (``@nn.compact``) and calls
     ``self.forward(*inputs, where=where)``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import linen
+      >>> def weighted_l1(preds, targets, *, weight=None, where=None):
+      ...     loss = jnp.abs(preds - targets) * (1.0 if weight is None else weight)
+      ...     return jnp.mean(loss if where is None else jnp.where(where, loss, 0.0))
+      >>> class WeightedL1Loss(linen.Loss, fn=weighted_l1):
+      ...     'Weighted L1 loss.'
+      >>> loss = WeightedL1Loss(weight=jnp.array([1.0, 3.0]))
+      >>> preds, targets = jnp.array([0.5, 2.0]), jnp.array([1.0, 1.0])
+      >>> variables = loss.init(jax.random.key(0), preds, targets)
+      >>> variables["loss_hyperparameters"]["weight"]
+      Array([1., 3.], dtype=float32)
+      >>> float(loss.apply(variables, preds, targets))
+      1.75
     """
 
     fn: ClassVar[Callable[..., jax.Array]]
@@ -108,26 +122,171 @@ class Loss(nn.Module):
         return self.forward(input, target, where=where)
 
 
-def _twin(module: type[nnx_losses.Loss]) -> type[Loss]:
-    """The linen twin of a :mod:`jaxlosses.nn` module: same name, function and docstring.
+class BCELoss(Loss, fn=_binary.binary_cross_entropy):
+    """:func:`jaxlosses.binary_cross_entropy` on probabilities (``torch.nn.BCELoss``).
 
-    The twin has the base's ``__call__(input, target, where=None)``; a loss with other
-    inputs subclasses :class:`Loss` here too, with its own ``__call__``.
+    The linen twin of :class:`jaxlosses.nn.BCELoss`.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import linen
+      >>> logits = jnp.array([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3]])
+      >>> targets = jnp.array([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]])
+      >>> loss = linen.BCELoss()
+      >>> variables = loss.init(jax.random.key(0), jax.nn.sigmoid(logits), targets)
+      >>> round(float(loss.apply(variables, jax.nn.sigmoid(logits), targets)), 4)
+      0.7685
     """
 
-    def body(namespace):
-        namespace.update(__doc__=module.__doc__, __module__=__name__, __qualname__=module.__name__)
 
-    return types.new_class(module.__name__, (Loss,), {"fn": module.fn}, body)
+class BCEWithLogitsLoss(Loss, fn=_binary.binary_cross_entropy_with_logits):
+    """:func:`jaxlosses.binary_cross_entropy_with_logits` (``torch.nn.BCEWithLogitsLoss``).
+
+    The linen twin of :class:`jaxlosses.nn.BCEWithLogitsLoss`.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import linen
+      >>> logits = jnp.array([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3]])
+      >>> targets = jnp.array([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]])
+      >>> loss = linen.BCEWithLogitsLoss(pos_weight=jnp.array([1.0, 2.0, 1.0]))
+      >>> variables = loss.init(jax.random.key(0), logits, targets)
+      >>> round(float(loss.apply(variables, logits, targets)), 4)
+      0.8682
+    """
 
 
-BCELoss = _twin(nnx_losses.BCELoss)
-BCEWithLogitsLoss = _twin(nnx_losses.BCEWithLogitsLoss)
-CrossEntropyLoss = _twin(nnx_losses.CrossEntropyLoss)
-NLLLoss = _twin(nnx_losses.NLLLoss)
-MultiLabelSoftMarginLoss = _twin(nnx_losses.MultiLabelSoftMarginLoss)
-FocalLoss = _twin(nnx_losses.FocalLoss)
-SigmoidFocalLoss = _twin(nnx_losses.SigmoidFocalLoss)
-LabelSmoothingLoss = _twin(nnx_losses.LabelSmoothingLoss)
-F1Loss = _twin(nnx_losses.F1Loss)
-DiceLoss = _twin(nnx_losses.DiceLoss)
+class CrossEntropyLoss(Loss, fn=_multiclass.cross_entropy):
+    """:func:`jaxlosses.cross_entropy` (``torch.nn.CrossEntropyLoss``).
+
+    The linen twin of :class:`jaxlosses.nn.CrossEntropyLoss`.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import linen
+      >>> logits = jnp.array([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3]])
+      >>> labels = jnp.array([0, 2])
+      >>> loss = linen.CrossEntropyLoss(weight=jnp.array([1.0, 2.0, 0.5]), label_smoothing=0.1)
+      >>> variables = loss.init(jax.random.key(0), logits, labels)
+      >>> round(float(loss.apply(variables, logits, labels)), 4)
+      0.651
+    """
+
+
+class NLLLoss(Loss, fn=_multiclass.nll_loss):
+    """:func:`jaxlosses.nll_loss` on log-probabilities (``torch.nn.NLLLoss``).
+
+    The linen twin of :class:`jaxlosses.nn.NLLLoss`.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import linen
+      >>> logits = jnp.array([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3]])
+      >>> labels = jnp.array([0, 2])
+      >>> loss = linen.NLLLoss(weight=jnp.array([1.0, 2.0, 0.5]))
+      >>> variables = loss.init(jax.random.key(0), jax.nn.log_softmax(logits), labels)
+      >>> round(float(loss.apply(variables, jax.nn.log_softmax(logits), labels)), 4)
+      0.4949
+    """
+
+
+class MultiLabelSoftMarginLoss(Loss, fn=_multilabel.multilabel_soft_margin_loss):
+    """:func:`jaxlosses.multilabel_soft_margin_loss` (``torch.nn.MultiLabelSoftMarginLoss``).
+
+    The linen twin of :class:`jaxlosses.nn.MultiLabelSoftMarginLoss`.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import linen
+      >>> logits = jnp.array([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3]])
+      >>> targets = jnp.array([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]])
+      >>> loss = linen.MultiLabelSoftMarginLoss()
+      >>> variables = loss.init(jax.random.key(0), logits, targets)
+      >>> round(float(loss.apply(variables, logits, targets)), 4)
+      0.7685
+    """
+
+
+class FocalLoss(Loss, fn=_multiclass.focal_loss):
+    """:func:`jaxlosses.focal_loss`, the softmax focal loss over class indices.
+
+    The linen twin of :class:`jaxlosses.nn.FocalLoss`.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import linen
+      >>> logits = jnp.array([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3]])
+      >>> labels = jnp.array([0, 2])
+      >>> loss = linen.FocalLoss(gamma=2.0)
+      >>> variables = loss.init(jax.random.key(0), logits, labels)
+      >>> round(float(loss.apply(variables, logits, labels)), 4)
+      0.2062
+    """
+
+
+class SigmoidFocalLoss(Loss, fn=_binary.sigmoid_focal_loss):
+    """:func:`jaxlosses.sigmoid_focal_loss` (``torchvision.ops.sigmoid_focal_loss``).
+
+    The linen twin of :class:`jaxlosses.nn.SigmoidFocalLoss`.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import linen
+      >>> logits = jnp.array([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3]])
+      >>> targets = jnp.array([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]])
+      >>> loss = linen.SigmoidFocalLoss(alpha=0.25, gamma=2.0)
+      >>> variables = loss.init(jax.random.key(0), logits, targets)
+      >>> round(float(loss.apply(variables, logits, targets)), 4)
+      0.1424
+    """
+
+
+class LabelSmoothingLoss(Loss, fn=_multiclass.label_smoothing_loss):
+    """:func:`jaxlosses.label_smoothing_loss`, ``s / (C - 1)`` off the target.
+
+    The linen twin of :class:`jaxlosses.nn.LabelSmoothingLoss`.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import linen
+      >>> logits = jnp.array([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3]])
+      >>> labels = jnp.array([0, 2])
+      >>> loss = linen.LabelSmoothingLoss(smoothing=0.1)
+      >>> variables = loss.init(jax.random.key(0), logits, labels)
+      >>> round(float(loss.apply(variables, logits, labels)), 4)
+      0.7416
+    """
+
+
+class F1Loss(Loss, fn=_overlap.f1_loss):
+    """:func:`jaxlosses.f1_loss`, one minus the soft macro F1 of a batch.
+
+    The linen twin of :class:`jaxlosses.nn.F1Loss`.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import linen
+      >>> logits = jnp.array([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3]])
+      >>> labels = jnp.array([0, 2])
+      >>> loss = linen.F1Loss()
+      >>> variables = loss.init(jax.random.key(0), logits, labels)
+      >>> round(float(loss.apply(variables, logits, labels)), 4)
+      0.5749
+    """
+
+
+class DiceLoss(Loss, fn=_overlap.dice_loss):
+    """:func:`jaxlosses.dice_loss`, one minus the soft Dice coefficient of a batch.
+
+    The linen twin of :class:`jaxlosses.nn.DiceLoss`.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import linen
+      >>> logits = jnp.array([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3]])
+      >>> labels = jnp.array([0, 2])
+      >>> loss = linen.DiceLoss(smooth=1.0)
+      >>> variables = loss.init(jax.random.key(0), logits, labels)
+      >>> round(float(loss.apply(variables, logits, labels)), 4)
+      0.2609
+    """

@@ -68,6 +68,18 @@ class LossHyperparameter(nnx.Variable):
 
     Select it with ``nnx.state(model, LossHyperparameter)``; filters on ``nnx.Param``
     (optimizers, ``nnx.grad``'s default) leave it out.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from flax import nnx
+      >>> from jaxlosses import nn
+      >>> loss = nn.CrossEntropyLoss(weight=jnp.array([1.0, 3.0]))
+      >>> type(loss.weight).__name__
+      'LossHyperparameter'
+      >>> nnx.state(loss, nn.LossHyperparameter)["weight"][...]
+      Array([1., 3.], dtype=float32)
+      >>> len(nnx.state(loss, nnx.Param))
+      0
     """
 
 
@@ -81,6 +93,20 @@ class Loss(nnx.Module):
 
     Attributes:
       fn: the loss function (a class attribute).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxlosses import nn
+      >>> def squared_hinge(logits, targets, *, margin=1.0, where=None):
+      ...     loss = jnp.maximum(0.0, margin - targets * logits) ** 2
+      ...     return jnp.mean(loss if where is None else jnp.where(where, loss, 0.0))
+      >>> class SquaredHingeLoss(nn.Loss, fn=squared_hinge):
+      ...     'Squared hinge loss on +-1 targets.'
+      >>> loss = SquaredHingeLoss(margin=2.0)
+      >>> loss.hyperparameters()
+      {'margin': 2.0}
+      >>> float(loss(jnp.array([0.5, -1.0]), jnp.array([1.0, -1.0])))
+      1.625
     """
 
     fn: ClassVar[Callable[..., jax.Array]]
@@ -120,40 +146,140 @@ class Loss(nnx.Module):
 
 
 class BCELoss(Loss, fn=_binary.binary_cross_entropy):
-    """:func:`jaxlosses.binary_cross_entropy` on probabilities (``torch.nn.BCELoss``)."""
+    """:func:`jaxlosses.binary_cross_entropy` on probabilities (``torch.nn.BCELoss``).
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import nn
+      >>> logits = jnp.array([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3]])
+      >>> targets = jnp.array([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]])
+      >>> loss = nn.BCELoss()
+      >>> round(float(loss(jax.nn.sigmoid(logits), targets)), 4)
+      0.7685
+    """
 
 
 class BCEWithLogitsLoss(Loss, fn=_binary.binary_cross_entropy_with_logits):
-    """:func:`jaxlosses.binary_cross_entropy_with_logits` (``torch.nn.BCEWithLogitsLoss``)."""
+    """:func:`jaxlosses.binary_cross_entropy_with_logits` (``torch.nn.BCEWithLogitsLoss``).
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import nn
+      >>> logits = jnp.array([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3]])
+      >>> targets = jnp.array([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]])
+      >>> loss = nn.BCEWithLogitsLoss(pos_weight=jnp.array([1.0, 2.0, 1.0]))
+      >>> round(float(loss(logits, targets)), 4)
+      0.8682
+    """
 
 
 class CrossEntropyLoss(Loss, fn=_multiclass.cross_entropy):
-    """:func:`jaxlosses.cross_entropy` (``torch.nn.CrossEntropyLoss``)."""
+    """:func:`jaxlosses.cross_entropy` (``torch.nn.CrossEntropyLoss``).
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import nn
+      >>> logits = jnp.array([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3]])
+      >>> labels = jnp.array([0, 2])
+      >>> loss = nn.CrossEntropyLoss(weight=jnp.array([1.0, 2.0, 0.5]), label_smoothing=0.1)
+      >>> round(float(loss(logits, labels)), 4)
+      0.651
+    """
 
 
 class NLLLoss(Loss, fn=_multiclass.nll_loss):
-    """:func:`jaxlosses.nll_loss` on log-probabilities (``torch.nn.NLLLoss``)."""
+    """:func:`jaxlosses.nll_loss` on log-probabilities (``torch.nn.NLLLoss``).
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import nn
+      >>> logits = jnp.array([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3]])
+      >>> labels = jnp.array([0, 2])
+      >>> loss = nn.NLLLoss(weight=jnp.array([1.0, 2.0, 0.5]))
+      >>> round(float(loss(jax.nn.log_softmax(logits), labels)), 4)
+      0.4949
+    """
 
 
 class MultiLabelSoftMarginLoss(Loss, fn=_multilabel.multilabel_soft_margin_loss):
-    """:func:`jaxlosses.multilabel_soft_margin_loss` (``torch.nn.MultiLabelSoftMarginLoss``)."""
+    """:func:`jaxlosses.multilabel_soft_margin_loss` (``torch.nn.MultiLabelSoftMarginLoss``).
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import nn
+      >>> logits = jnp.array([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3]])
+      >>> targets = jnp.array([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]])
+      >>> loss = nn.MultiLabelSoftMarginLoss()
+      >>> round(float(loss(logits, targets)), 4)
+      0.7685
+    """
 
 
 class FocalLoss(Loss, fn=_multiclass.focal_loss):
-    """:func:`jaxlosses.focal_loss`, the softmax focal loss over class indices."""
+    """:func:`jaxlosses.focal_loss`, the softmax focal loss over class indices.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import nn
+      >>> logits = jnp.array([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3]])
+      >>> labels = jnp.array([0, 2])
+      >>> loss = nn.FocalLoss(gamma=2.0)
+      >>> round(float(loss(logits, labels)), 4)
+      0.2062
+    """
 
 
 class SigmoidFocalLoss(Loss, fn=_binary.sigmoid_focal_loss):
-    """:func:`jaxlosses.sigmoid_focal_loss` (``torchvision.ops.sigmoid_focal_loss``)."""
+    """:func:`jaxlosses.sigmoid_focal_loss` (``torchvision.ops.sigmoid_focal_loss``).
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import nn
+      >>> logits = jnp.array([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3]])
+      >>> targets = jnp.array([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]])
+      >>> loss = nn.SigmoidFocalLoss(alpha=0.25, gamma=2.0)
+      >>> round(float(loss(logits, targets)), 4)
+      0.1424
+    """
 
 
 class LabelSmoothingLoss(Loss, fn=_multiclass.label_smoothing_loss):
-    """:func:`jaxlosses.label_smoothing_loss`, ``s / (C - 1)`` off the target."""
+    """:func:`jaxlosses.label_smoothing_loss`, ``s / (C - 1)`` off the target.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import nn
+      >>> logits = jnp.array([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3]])
+      >>> labels = jnp.array([0, 2])
+      >>> loss = nn.LabelSmoothingLoss(smoothing=0.1)
+      >>> round(float(loss(logits, labels)), 4)
+      0.7416
+    """
 
 
 class F1Loss(Loss, fn=_overlap.f1_loss):
-    """:func:`jaxlosses.f1_loss`, one minus the soft macro F1 of a batch."""
+    """:func:`jaxlosses.f1_loss`, one minus the soft macro F1 of a batch.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import nn
+      >>> logits = jnp.array([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3]])
+      >>> labels = jnp.array([0, 2])
+      >>> loss = nn.F1Loss()
+      >>> round(float(loss(logits, labels)), 4)
+      0.5749
+    """
 
 
 class DiceLoss(Loss, fn=_overlap.dice_loss):
-    """:func:`jaxlosses.dice_loss`, one minus the soft Dice coefficient of a batch."""
+    """:func:`jaxlosses.dice_loss`, one minus the soft Dice coefficient of a batch.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import nn
+      >>> logits = jnp.array([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3]])
+      >>> labels = jnp.array([0, 2])
+      >>> loss = nn.DiceLoss(smooth=1.0)
+      >>> round(float(loss(logits, labels)), 4)
+      0.2609
+    """

@@ -48,16 +48,22 @@ def contenders():
     }
 
 
-def measure(fn, args, repeats):
-    compiled = jax.jit(fn).lower(*args).compile()
-    temp = compiled.memory_analysis().temp_size_in_bytes
-    jax.block_until_ready(compiled(*args))  # warm-up
-    times = []
+def measure(fns, args, repeats):
+    """Median time and XLA temp bytes per contender; runs interleave, so that a change in
+    the machine's load during the measurement hits every contender alike."""
+    compiled = {name: jax.jit(fn).lower(*args).compile() for name, fn in fns.items()}
+    for step in compiled.values():
+        jax.block_until_ready(step(*args))  # warm-up
+    times = {name: [] for name in fns}
     for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(compiled(*args))
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), temp
+        for name, step in compiled.items():
+            start = time.perf_counter()
+            jax.block_until_ready(step(*args))
+            times[name].append(time.perf_counter() - start)
+    return {
+        name: (statistics.median(times[name]), step.memory_analysis().temp_size_in_bytes)
+        for name, step in compiled.items()
+    }
 
 
 def main(argv=None):
@@ -77,9 +83,7 @@ def main(argv=None):
     ref = values["optax softmax_cross_entropy_with_integer_labels"]
     assert abs(values["jaxlosses.cross_entropy"] - ref) <= 1e-5 * abs(ref), values
 
-    results = {}
-    for name, fn in contenders().items():
-        results[name] = measure(fn, (x, y), args.repeats)
+    results = measure(contenders(), (x, y), args.repeats)
     t_optax = results["optax softmax_cross_entropy_with_integer_labels"][0]
     t_copy = results["copy of the logits (x + 1)"][0]
 

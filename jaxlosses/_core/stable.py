@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 from jax.custom_derivatives import SymbolicZero
 
-from jaxlosses._core.sharding import class_iota, take_class
+from jaxlosses._core.sharding import take_class
 
 
 def _tangent(out: jax.Array, *terms) -> jax.Array:
@@ -228,14 +228,17 @@ def _label_cross_entropy_jvp(smooth, primals, tangents):
     out, nll, smooth_nlp, e, s = _label_xent_parts(x, labels, alpha, beta, w, smooth)
 
     def d_x(t):
+        # sum(q) p - q, with the one-hot part of q applied as a gather of the tangent
+        # (a scatter-add in reverse mode, done in place) rather than a compare against
+        # the class index in the N x C pass, which XLA:CPU may materialise.
         p = e * (1 / jnp.where(s == 0, jnp.ones_like(s), s))
-        hot = labels[..., None] == class_iota(x, labels.dtype)
-        q = jnp.where(hot, alpha[..., None], 0.0)
         total = alpha
+        dense = None
         if smooth:
-            q = q + beta[..., None] * w * _unmasked(x, 2 * _BIG)
+            dense = beta[..., None] * w * _unmasked(x, 2 * _BIG)
             total = total + beta * jnp.sum(w * _unmasked(x, 3 * _BIG), axis=-1)
-        return jnp.sum((total[..., None] * p - q) * t, axis=-1)
+        grad = total[..., None] * p if dense is None else total[..., None] * p - dense
+        return jnp.sum(grad * t, axis=-1) - alpha * take_class(t, labels)
 
     def d_alpha(t):
         return jnp.where(alpha == 0, jnp.zeros_like(nll), nll) * t

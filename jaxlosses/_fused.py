@@ -1,0 +1,629 @@
+"""Fused linear layer + softmax cross-entropy that never builds the ``N x V`` logits.
+
+``linear_cross_entropy(x, W, y)`` equals ``cross_entropy(x @ W.T + b, y)``, but streams
+over chunks of tokens (and, on request, of the vocabulary) so that only one
+``chunk x V`` block of logits exists at a time. Two custom-VJP kernels do the work:
+
+* ``_fused_total`` (scalar reductions, whole vocabulary per chunk): the gradient of a
+  mean or a sum is known in the forward pass up to the upstream scalar, so each chunk's
+  logits are used once for the loss *and* for the input, weight and bias gradients.
+  Three GEMMs (logits, ``G @ W``, ``G.T @ x``), like the naive path.
+* ``_logit_stats`` (everything else: ``reduction="none"``, vocabulary chunks): a
+  forward pass that keeps only per-token statistics (log-sum-exp, target logit, sum of
+  logits) and a backward pass that recomputes each block of logits. Four GEMMs; every
+  option is then plain JAX on per-token vectors.
+
+Both store only the inputs, the weight, the labels and per-token vectors as residuals.
+Everything the loss adds on top of the logits (label smoothing, z-loss, the reduction) is
+written once, in :func:`_token_loss`, and differentiated by JAX.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+from jax.typing import ArrayLike
+
+from jaxlosses._core import checks
+from jaxlosses._core.classes import ClassInputs, class_labels, finish_class_loss
+from jaxlosses._core.reduction import compute_dtype, safe_divide
+
+# Elements of one chunk's block of logits in the automatic chunk size: 2**21 float32
+# values are 8 MiB per block buffer.
+_BLOCK_BUDGET = 1 << 21
+_MIN_TOKEN_CHUNK = 16
+_MAX_TOKEN_CHUNK = 1024
+
+
+class _Config(NamedTuple):
+    """Static (hashable) description of one fused computation."""
+
+    token_chunk: int
+    vocab_chunk: int  # classes per block of logits (V: whole rows)
+    grad_block: int  # classes per block of the gradient update
+    num_classes: int
+    has_bias: bool
+    softcap: bool
+    smoothing: bool
+    z_loss: bool
+
+    @property
+    def vocab_chunked(self) -> bool:
+        return self.vocab_chunk < self.num_classes
+
+
+def auto_chunk_size(num_tokens: int, num_classes: int) -> int:
+    """The token chunk chosen when ``chunk_size=None``.
+
+    The largest power of two ``T`` with ``T * V <= 2**21`` (an 8 MiB float32 block of
+    logits), clipped to ``[16, 1024]``, and no larger than a sixteenth of the tokens
+    (rounded up to a power of two, at least 16) so that short batches are still split.
+    """
+    t = 1 << max(0, int(math.floor(math.log2(max(1, _BLOCK_BUDGET // num_classes)))))
+    t = min(max(t, _MIN_TOKEN_CHUNK), _MAX_TOKEN_CHUNK)
+    sixteenth = 1 << max(0, math.ceil(math.log2(max(1, -(-num_tokens // 16)))))
+    return max(_MIN_TOKEN_CHUNK, min(t, sixteenth))
+
+
+def _grad_block(num_classes: int, hidden: int) -> int:
+    """Classes per gradient update: ``V`` split evenly into blocks of ``<= 2**21 / H``."""
+    blocks = -(-num_classes * hidden // _BLOCK_BUDGET)
+    return -(-num_classes // max(1, blocks))
+
+
+# --------------------------------------------------------------------------------------
+# The loss of one token from the statistics of its row of logits
+
+
+def _token_loss(lse, target_logit, logit_sum, eps, z_loss, cfg: _Config):
+    r"""``lse - (1 - eps) s_y - eps/V sum_c s_c + z_loss lse**2`` for every token.
+
+    This is PyTorch's label-smoothed cross-entropy (``eps / V`` on every class) plus
+    PaLM's z-loss; its derivatives with respect to the three statistics are the
+    coefficients of ``softmax``, ``one_hot`` and ``1`` in the gradient of the logits.
+    """
+    loss = lse - target_logit
+    if cfg.smoothing:
+        loss = loss + eps * (target_logit - logit_sum / cfg.num_classes)
+    if cfg.z_loss:
+        loss = loss + z_loss * jnp.square(lse)
+    return loss
+
+
+# --------------------------------------------------------------------------------------
+# Blocks of logits
+
+
+def _dot(a, b, contract):
+    """``a`` times ``b`` contracting ``contract`` dims, accumulating in float32."""
+    acc = compute_dtype(jnp.promote_types(a.dtype, b.dtype))
+    return lax.dot_general(a, b, (contract, ((), ())), preferred_element_type=acc)
+
+
+def _logits(xc, w_blk, b_blk, cap):
+    """Soft-capped logits ``cap * tanh((x W^T + b) / cap)`` of one block, in float32."""
+    z = _dot(xc, w_blk, ((1,), (1,)))
+    if b_blk is not None:
+        z = z + b_blk.astype(z.dtype)
+    if cap is not None:
+        z = cap * jnp.tanh(z / cap)
+    return z
+
+
+def _num_blocks(width: int, cfg: _Config) -> int:
+    return -(-cfg.num_classes // width)
+
+
+class _Block(NamedTuple):
+    """Logits of a chunk of tokens for the columns ``start + arange(width)``."""
+
+    s: jax.Array  # (T, width) float32 logits (after the soft cap)
+    hot: jax.Array  # (T, width) bool: column == label
+    valid: jax.Array | None  # (1, width) bool: columns this block owns (None: all)
+    start: jax.Array | int
+    w: jax.Array  # (width, H) rows of the weight
+
+
+def _block(k, width: int, xc, yc, w, b, cap, cfg: _Config, s_full=None) -> _Block:
+    """Block ``k`` of ``width`` classes: logits from a GEMM, or sliced from ``s_full``.
+
+    The last block is clamped to end at ``V``; its columns that an earlier block already
+    covered are marked invalid, so no padded copy of the weight is ever made.
+    """
+    v = cfg.num_classes
+    if width >= v:
+        s = _logits(xc, w, b, cap) if s_full is None else s_full
+        cols = lax.broadcasted_iota(yc.dtype, (1, v), 1)
+        return _Block(s, cols == yc[:, None], None, 0, w)
+    start = jnp.minimum(k * width, v - width)
+    w_blk = lax.dynamic_slice_in_dim(w, start, width, axis=0)
+    if s_full is None:
+        b_blk = None if b is None else lax.dynamic_slice_in_dim(b, start, width, axis=0)
+        s = _logits(xc, w_blk, b_blk, cap)
+    else:
+        s = lax.dynamic_slice_in_dim(s_full, start, width, axis=1)
+    cols = start.astype(yc.dtype) + lax.broadcasted_iota(yc.dtype, (1, width), 1)
+    valid = cols >= k * width
+    return _Block(s, (cols == yc[:, None]) & valid, valid, start, w_blk)
+
+
+def _block_stats(blk: _Block, cfg: _Config):
+    """Logits with invalid columns at -inf, row max, target logit and logit sum."""
+    s = blk.s
+    zero = jnp.zeros((), s.dtype)
+    masked = s if blk.valid is None else jnp.where(blk.valid, s, -jnp.inf)
+    m = jnp.max(masked, axis=1)
+    target = jnp.sum(jnp.where(blk.hot, s, zero), axis=1)
+    total = None
+    if cfg.smoothing:
+        total = jnp.sum(s if blk.valid is None else jnp.where(blk.valid, s, zero), axis=1)
+    return masked, m, target, total
+
+
+def _block_grads(blk: _Block, xc, lse, coef, cap):
+    """``dL/dlogits`` of a block from the per-token coefficients, and its two GEMMs.
+
+    ``coef = (a, c, d)`` are ``dL/dlse``, ``dL/ds_y`` and ``dL/dsum(s)`` per token, so
+    ``dL/ds = a softmax(s) + c one_hot(y) + d``; the soft cap multiplies by
+    ``1 - tanh**2``. Returns ``(dx, dW_block, db_block)`` in float32.
+    """
+    a, c, d = coef
+    g = a[:, None] * jnp.exp(blk.s - lse[:, None])
+    g = g + jnp.where(blk.hot, c[:, None], 0.0)
+    if d is not None:
+        g = g + d[:, None]
+    if blk.valid is not None:
+        g = jnp.where(blk.valid, g, 0.0)
+    if cap is not None:
+        g = g * (1.0 - jnp.square(blk.s / cap))
+    gq = g.astype(blk.w.dtype)
+    dx = _dot(gq, blk.w, ((1,), (0,)))
+    dw = _dot(gq, xc.astype(blk.w.dtype), ((0,), (0,)))
+    return dx, dw, jnp.sum(g, axis=0)
+
+
+def _chunks(cfg: _Config, *arrays):
+    """Splits arrays along their first axis into ``(num_chunks, token_chunk, ...)``."""
+    return tuple(a.reshape((-1, cfg.token_chunk) + a.shape[1:]) for a in arrays)
+
+
+def _unchunk(a):
+    return a.reshape((-1,) + a.shape[2:])
+
+
+def _cast_grads(dx, dw, db, x, w, b):
+    dx = dx.astype(x.dtype)
+    dw = dw.astype(w.dtype)
+    db = None if b is None else db.astype(b.dtype)
+    return dx, dw, db
+
+
+def _lse_chunk(xc, yc, w, b, cap, cfg: _Config):
+    """Whole-vocabulary logits of a chunk and ``(lse, target_logit, logit_sum)``."""
+    blk = _block(0, cfg.num_classes, xc, yc, w, b, cap, cfg)
+    masked, m, target, total = _block_stats(blk, cfg)
+    lse = m + jnp.log(jnp.sum(jnp.exp(masked - m[:, None]), axis=1))
+    return blk.s, (lse, target, total)
+
+
+def _stats_chunk(xc, yc, w, b, cap, cfg: _Config):
+    """``(lse, target_logit, logit_sum)`` of a chunk, online over vocabulary blocks."""
+    if not cfg.vocab_chunked:
+        return _lse_chunk(xc, yc, w, b, cap, cfg)[1]
+    f32 = compute_dtype(w.dtype)
+
+    def body(carry, k):
+        m_run, l_run, target_run, total_run = carry
+        blk = _block(k, cfg.vocab_chunk, xc, yc, w, b, cap, cfg)
+        masked, m, target, total = _block_stats(blk, cfg)
+        m_new = jnp.maximum(m_run, m)
+        l_new = l_run * jnp.exp(m_run - m_new)
+        l_new = l_new + jnp.sum(jnp.exp(masked - m_new[:, None]), axis=1)
+        total_new = None if total is None else total_run + total
+        return (m_new, l_new, target_run + target, total_new), None
+
+    zeros = jnp.zeros(yc.shape, f32)
+    init = (jnp.full(yc.shape, -jnp.inf, f32), zeros, zeros, zeros if cfg.smoothing else None)
+    blocks = jnp.arange(_num_blocks(cfg.vocab_chunk, cfg))
+    (m, l_sum, target, total), _ = lax.scan(body, init, blocks)
+    return m + jnp.log(l_sum), target, total
+
+
+def _grads_chunk(xc, yc, w, b, cap, lse, coef, dw, db, cfg: _Config, s_full=None):
+    """Adds a chunk's weight and bias gradients to ``dw`` and ``db``; returns its ``dx``.
+
+    Walks the vocabulary in blocks of ``cfg.grad_block`` classes, adding each block's
+    ``G.T @ x`` into its rows of ``dw`` in place: a whole ``V x H`` product per chunk
+    would be a second weight-sized buffer. Logits come from ``s_full`` when given, else
+    are recomputed block by block.
+    """
+    width = cfg.grad_block
+    if width >= cfg.num_classes:
+        blk = _block(0, width, xc, yc, w, b, cap, cfg, s_full)
+        dx, dw_c, db_c = _block_grads(blk, xc, lse, coef, cap)
+        return dx, dw + dw_c, db + db_c
+
+    def add_rows(acc, rows, start):
+        old = lax.dynamic_slice_in_dim(acc, start, width, axis=0)
+        return lax.dynamic_update_slice_in_dim(acc, old + rows, start, axis=0)
+
+    def body(carry, k):
+        dx, dw, db = carry
+        blk = _block(k, width, xc, yc, w, b, cap, cfg, s_full)
+        dx_b, dw_b, db_b = _block_grads(blk, xc, lse, coef, cap)
+        return (dx + dx_b, add_rows(dw, dw_b, blk.start), add_rows(db, db_b, blk.start)), None
+
+    dx0 = jnp.zeros(xc.shape, dw.dtype)
+    blocks = jnp.arange(_num_blocks(width, cfg))
+    (dx, dw, db), _ = lax.scan(body, (dx0, dw, db), blocks)
+    return dx, dw, db
+
+
+def _zero_grads(w):
+    acc = compute_dtype(w.dtype)
+    return jnp.zeros(w.shape, acc), jnp.zeros((w.shape[0],), acc)
+
+
+# --------------------------------------------------------------------------------------
+# Kernel 1: per-token statistics, gradient by recomputation (any cotangent)
+
+
+def _recompute_grads(cfg: _Config, x, w, b, y, cap, lse, coef):
+    """Float32 input, weight and bias gradients for per-token coefficients, by chunks."""
+    a, c, d = coef
+
+    def body(carry, chunk):
+        xc, yc, lse_c, a_c, c_c, d_c = chunk
+        dx, dw, db = _grads_chunk(xc, yc, w, b, cap, lse_c, (a_c, c_c, d_c), *carry, cfg)
+        return (dw, db), dx
+
+    xs = _chunks(cfg, x, y, lse, a, c) + (None if d is None else _chunks(cfg, d)[0],)
+    (dw, db), dx = lax.scan(body, _zero_grads(w), xs)
+    return _unchunk(dx), dw, db
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _logit_stats(cfg: _Config, x, w, b, y, cap):
+    return _logit_stats_fwd(cfg, x, w, b, y, cap)[0]
+
+
+def _logit_stats_fwd(cfg: _Config, x, w, b, y, cap):
+    def body(_, chunk):
+        return None, _stats_chunk(*chunk, w, b, cap, cfg)
+
+    _, stats = lax.scan(body, None, _chunks(cfg, x, y))
+    stats = tuple(None if s is None else _unchunk(s) for s in stats)
+    return stats, (x, w, b, y, cap, stats[0])
+
+
+def _logit_stats_bwd(cfg: _Config, res, cotangents):
+    x, w, b, y, cap, lse = res
+    grads = _recompute_grads(cfg, x, w, b, y, cap, lse, cotangents)
+    return _cast_grads(*grads, x, w, b) + (None, None)
+
+
+_logit_stats.defvjp(_logit_stats_fwd, _logit_stats_bwd)
+
+
+# --------------------------------------------------------------------------------------
+# Kernel 2: scalar loss with its gradients computed in the forward pass
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _fused_total(cfg: _Config, x, w, b, y, token_weight, hyper):
+    # Without differentiation, only the statistics are needed.
+    cap, eps, z_loss = hyper
+    (lse, target, total), _ = _logit_stats_fwd(cfg, x, w, b, y, cap)
+    loss = _token_loss(lse, target, total, eps, z_loss, cfg)
+    return jnp.sum(token_weight * loss), lse
+
+
+def _fused_total_fwd(cfg: _Config, x, w, b, y, token_weight, hyper):
+    cap, eps, z_loss = hyper
+
+    def body(carry, chunk):
+        xc, yc, wc = chunk
+        s, stats = _lse_chunk(xc, yc, w, b, cap, cfg)
+
+        def weighted_loss(*stats):
+            return jnp.sum(wc * _token_loss(*stats, eps, z_loss, cfg))
+
+        loss, vjp = jax.vjp(weighted_loss, *stats)
+        coef = vjp(jnp.ones((), loss.dtype))
+        dx, dw, db = _grads_chunk(xc, yc, w, b, cap, stats[0], coef, *carry, cfg, s_full=s)
+        return (dw, db), (loss, stats[0], dx)
+
+    (dw, db), (loss, lse, dx) = lax.scan(body, _zero_grads(w), _chunks(cfg, x, y, token_weight))
+    lse = _unchunk(lse)
+    return (jnp.sum(loss), lse), (x, w, b, y, cap, lse, _unchunk(dx), dw, db)
+
+
+def _fused_total_bwd(cfg: _Config, res, cotangents):
+    x, w, b, y, cap, lse, dx, dw, db = res
+    g_total, g_lse = cotangents
+    grads = (g_total * dx, g_total * dw, g_total * db)
+
+    # A cotangent on the returned log-sum-exp (return_lse=True, when it feeds another
+    # loss) needs a second pass over the logits; skip it when that cotangent is zero.
+    def with_lse(grads):
+        zero = jnp.zeros_like(g_lse)
+        extra = _recompute_grads(cfg, x, w, b, y, cap, lse, (g_lse, zero, None))
+        return tuple(g + e for g, e in zip(grads, extra, strict=True))
+
+    grads = lax.cond(jnp.any(g_lse != 0), with_lse, lambda grads: grads, grads)
+    return _cast_grads(*grads, x, w, b) + (None, None, None)
+
+
+_fused_total.defvjp(_fused_total_fwd, _fused_total_bwd)
+
+
+# --------------------------------------------------------------------------------------
+# The public function
+
+
+def _check_chunk_size(chunk_size) -> tuple[int | None, int | None]:
+    if chunk_size is None:
+        return None, None
+    sizes = chunk_size if isinstance(chunk_size, tuple) else (chunk_size, None)
+    if len(sizes) != 2:
+        raise ValueError(
+            f"chunk_size must be None, an int or a (tokens, vocab) pair, got {chunk_size!r}"
+        )
+    for name, size in zip(("chunk_size", "chunk_size[1]"), sizes, strict=True):
+        if size is None:
+            continue
+        checks.check_int(name, size)
+        if size < 1:
+            raise ValueError(f"{name} must be a positive int, got {size}")
+    return sizes
+
+
+def _check_shapes(x, w, labels, bias) -> None:
+    if x.ndim < 1:
+        raise ValueError(f"inputs must have a last axis of features (H), got a scalar {x.shape}")
+    if w.ndim != 2:
+        raise ValueError(
+            f"weight must have shape (V, H) (PyTorch's linear weight layout), got "
+            f"weight.shape={w.shape}"
+        )
+    if x.shape[-1] != w.shape[1]:
+        raise ValueError(
+            "inputs.shape[-1] must equal weight.shape[1] (the hidden size H): got "
+            f"inputs.shape={x.shape} and weight.shape={w.shape}"
+        )
+    if labels.shape != x.shape[:-1]:
+        raise ValueError(
+            "labels must have the shape of inputs without the last axis: expected "
+            f"{x.shape[:-1]}, got labels.shape={labels.shape} for inputs.shape={x.shape}"
+        )
+    if bias is not None and bias.shape != (w.shape[0],):
+        raise ValueError(
+            f"bias must have shape (V,) = ({w.shape[0]},) for weight.shape={w.shape}, got "
+            f"bias.shape={bias.shape}"
+        )
+
+
+def _is_static_zero(value) -> bool:
+    v = checks.concrete_scalar(value)
+    return v is not None and v == 0
+
+
+def _linear_cross_entropy(
+    inputs,
+    weight,
+    labels,
+    *,
+    bias,
+    ignore_index,
+    label_smoothing,
+    z_loss,
+    logit_softcap,
+    reduction,
+    chunk_size,
+    return_lse,
+    fuse_backward=None,
+):
+    checks.check_reduction(reduction)
+    x = checks.as_float_array("inputs", inputs)
+    w = checks.as_float_array("weight", weight)
+    labels = checks.as_label_array("labels", labels)
+    b = None if bias is None else checks.as_float_array("bias", bias)
+    _check_shapes(x, w, labels, b)
+    checks.check_int("ignore_index", ignore_index)
+    checks.check_scalar_range("label_smoothing", label_smoothing, low=0.0, high=1.0)
+    checks.check_scalar_range("z_loss", z_loss, low=0.0)
+    if logit_softcap is not None:
+        checks.check_scalar_range("logit_softcap", logit_softcap, low=0.0, low_inclusive=False)
+    token_chunk, vocab_chunk = _check_chunk_size(chunk_size)
+    if not isinstance(return_lse, bool):
+        raise TypeError(f"return_lse must be a bool, got {return_lse!r}")
+
+    dtype = jnp.result_type(*(a for a in (x, w, b) if a is not None))
+    acc = compute_dtype(dtype)
+    # Mixed input and weight dtypes compute like ``inputs @ weight.T``: in the promoted one.
+    x, w = x.astype(dtype), w.astype(dtype)
+    batch_shape, (num_classes, hidden) = x.shape[:-1], w.shape
+    num_tokens = math.prod(batch_shape)
+    x = x.reshape(num_tokens, hidden)
+
+    lab = class_labels(
+        ClassInputs(jax.ShapeDtypeStruct((num_tokens, num_classes), acc), None, dtype),
+        labels.reshape(num_tokens),
+        -1,
+        ignore_index,
+    )
+    if token_chunk is None:
+        token_chunk = auto_chunk_size(num_tokens, num_classes)
+    token_chunk = max(1, min(token_chunk, num_tokens))
+    vocab_chunk = num_classes if vocab_chunk is None else min(vocab_chunk, num_classes)
+    cfg = _Config(
+        token_chunk=token_chunk,
+        vocab_chunk=vocab_chunk,
+        grad_block=vocab_chunk if vocab_chunk < num_classes else _grad_block(num_classes, hidden),
+        num_classes=num_classes,
+        has_bias=b is not None,
+        softcap=logit_softcap is not None,
+        smoothing=not _is_static_zero(label_smoothing),
+        z_loss=not _is_static_zero(z_loss),
+    )
+    # Hyperparameters are not differentiated.
+    cap = None if logit_softcap is None else lax.stop_gradient(jnp.asarray(logit_softcap, acc))
+    eps = lax.stop_gradient(jnp.asarray(label_smoothing, acc))
+    zl = lax.stop_gradient(jnp.asarray(z_loss, acc))
+
+    pad = -num_tokens % token_chunk
+
+    def padded(a):
+        return jnp.pad(a, [(0, pad)] + [(0, 0)] * (a.ndim - 1)) if pad else a
+
+    if fuse_backward is None:
+        fuse_backward = reduction != "none" and not cfg.vocab_chunked
+    if fuse_backward:
+        if cfg.vocab_chunked or reduction == "none":
+            raise ValueError("fuse_backward needs a scalar reduction and whole-vocabulary chunks")
+        counted = (lab.kept & ~lab.out_of_range).astype(acc)
+        if reduction == "mean":
+            counted = safe_divide(counted, jnp.sum(lab.kept, dtype=acc))
+        loss, lse = _fused_total(
+            cfg, padded(x), w, b, padded(lab.safe), padded(counted), (cap, eps, zl)
+        )
+        # A kept label outside [0, V) makes the loss nan, like cross_entropy.
+        loss = loss + jnp.where(jnp.any(lab.out_of_range), jnp.nan, 0.0).astype(acc)
+        loss = loss.astype(dtype)
+        lse = lse[:num_tokens]
+    else:
+        stats = _logit_stats(cfg, padded(x), w, b, padded(lab.safe), cap)
+        lse, target, total = (None if s is None else s[:num_tokens] for s in stats)
+        per_token = _token_loss(lse, target, total, eps, zl, cfg)
+        unreduced = finish_class_loss(per_token, lab, lab.kept.astype(acc), dtype)
+        loss = unreduced.reduce(reduction)
+        if reduction == "none":
+            loss = loss.reshape(batch_shape)
+    if return_lse:
+        return loss, lse.reshape(batch_shape)
+    return loss
+
+
+_FORWARD_MODE_HINT = (
+    "linear_cross_entropy supports reverse-mode differentiation only (jax.grad, jax.vjp, "
+    "jax.jacrev); it is a jax.custom_vjp that never builds the N x V logits. For "
+    "forward mode (jax.jvp, jax.jacfwd, jax.hessian) use "
+    "jaxlosses.cross_entropy(inputs @ weight.T + bias, labels, ...) instead."
+)
+
+
+def linear_cross_entropy(
+    inputs: ArrayLike,
+    weight: ArrayLike,
+    labels: ArrayLike,
+    *,
+    bias: ArrayLike | None = None,
+    ignore_index: int = -100,
+    label_smoothing: float = 0.0,
+    z_loss: float = 0.0,
+    logit_softcap: float | None = None,
+    reduction: str = "mean",
+    chunk_size: int | tuple[int, int] | None = None,
+    return_lse: bool = False,
+) -> jax.Array | tuple[jax.Array, jax.Array]:
+    r"""Cross-entropy of a linear layer's logits, without materialising the logits.
+
+    Equals ``cross_entropy(inputs @ weight.T + bias, labels, ...)`` in value and in its
+    gradients with respect to ``inputs``, ``weight`` and ``bias``
+    (``torch.nn.functional.linear_cross_entropy``), but only one ``chunk x V`` block of
+    logits exists at a time, so the memory of the ``N x V`` logits and of their gradient
+    (the largest buffers of a language model's training step) is never used. With the
+    soft-capped logits :math:`s = c \tanh((x W^\top + b) / c)` (identity without
+    ``logit_softcap``) and :math:`\mathrm{lse} = \log \sum_v e^{s_v}`, each kept token's
+    loss is
+
+    .. math::
+        \ell = \mathrm{lse} - (1 - \varepsilon)\, s_y
+               - \frac{\varepsilon}{V} \sum_v s_v + \lambda_z\, \mathrm{lse}^2
+
+    (PyTorch's label smoothing, :math:`\varepsilon / V` on every class, plus PaLM's
+    z-loss). ``"mean"`` divides by the number of kept tokens.
+
+    How: the tokens are processed in chunks of ``chunk_size`` (a ``lax.scan``) with
+    float32 log-sum-exp. For ``"mean"`` and ``"sum"`` the gradients are computed in the
+    forward pass (the gradient of a scalar is known up to the upstream factor), so the
+    step costs three GEMMs like the naive path; ``"none"`` and vocabulary chunks store
+    per-token statistics and recompute each block of logits in the backward pass (four
+    GEMMs). Residuals are the inputs, the weight, the labels and per-token vectors.
+    16-bit inputs and weights multiply in their own dtype with float32 accumulation (the
+    weight is never copied to float32; the weight gradient is accumulated in float32).
+
+    Only reverse-mode differentiation is supported (``jax.grad``, ``jax.vjp``,
+    ``jax.jacrev``): forward mode (``jax.jvp``, ``jax.jacfwd``, ``jax.hessian``) raises
+    a ``TypeError`` (called inside ``jax.jit`` it is JAX's own "can't apply forward-mode
+    autodiff (jvp) to a custom_vjp function"); use ``cross_entropy(inputs @ weight.T,
+    labels)`` there. Hyperparameters are not differentiated. Works under ``jax.jit`` and
+    ``jax.vmap``.
+
+    Args:
+      inputs: features, shape ``(..., H)`` (e.g. ``(B, T, H)``).
+      weight: the output layer's weight, shape ``(V, H)`` (PyTorch's layout; a Flax
+        ``Dense`` kernel of shape ``(H, V)`` is ``kernel.T``).
+      labels: integer class indices, shape ``inputs.shape[:-1]``.
+      bias: optional bias, shape ``(V,)``.
+      ignore_index: label value whose tokens are skipped (loss 0, not in the mean).
+      label_smoothing: :math:`\varepsilon \in [0, 1]`.
+      z_loss: :math:`\lambda_z \ge 0`, the weight of :math:`\mathrm{lse}^2`
+        (e.g. ``1e-4``).
+      logit_softcap: :math:`c > 0` to apply :math:`c \tanh(\cdot / c)` to the logits
+        (Gemma 2 uses 30), or None.
+      reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+      chunk_size: tokens per chunk, or a ``(tokens, vocab)`` pair to also split the
+        vocabulary (for vocabularies so large that even a few rows of logits do not fit;
+        costs a fourth GEMM). Sizes need not divide ``N`` or ``V``. ``None`` picks the
+        largest power of two ``T`` with ``T * V <= 2**21`` (an 8 MiB float32 block),
+        within ``[16, 1024]`` and at most ``N / 16`` rounded up to a power of two.
+      return_lse: also return the per-token log-sum-exp of the (capped) logits.
+
+    Returns:
+      The loss: a scalar, or per-token losses of ``labels``'s shape for
+      ``reduction="none"``, in the promoted dtype of ``inputs`` and ``weight``. A mean
+      over no kept token is 0 with zero gradient; a kept label outside ``[0, V)`` gives
+      nan. With ``return_lse=True``, ``(loss, lse)`` where ``lse`` has ``labels``'s shape
+      in float32 (float64 for float64 inputs); a gradient through ``lse`` is supported.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> import jaxlosses
+      >>> x = jax.random.normal(jax.random.key(0), (6, 4))
+      >>> w = jax.random.normal(jax.random.key(1), (10, 4))
+      >>> y = jnp.array([1, 2, 3, -100, 5, 9])
+      >>> fused = jaxlosses.linear_cross_entropy(x, w, y, chunk_size=4)
+      >>> naive = jaxlosses.cross_entropy(x @ w.T, y)
+      >>> bool(jnp.allclose(fused, naive, rtol=1e-5))
+      True
+
+    References:
+      Wijmans et al., "Cut Your Losses in Large-Vocabulary Language Models",
+      https://arxiv.org/abs/2411.09009;
+      Chowdhery et al., "PaLM" (z-loss), https://arxiv.org/abs/2204.02311;
+      Gemma Team, "Gemma 2" (logit soft-capping), https://arxiv.org/abs/2408.00118
+    """
+    try:
+        return _linear_cross_entropy(
+            inputs,
+            weight,
+            labels,
+            bias=bias,
+            ignore_index=ignore_index,
+            label_smoothing=label_smoothing,
+            z_loss=z_loss,
+            logit_softcap=logit_softcap,
+            reduction=reduction,
+            chunk_size=chunk_size,
+            return_lse=return_lse,
+        )
+    except TypeError as err:
+        if "forward-mode" in str(err) and "custom_vjp" in str(err):
+            raise TypeError(_FORWARD_MODE_HINT) from err
+        raise

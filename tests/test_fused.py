@@ -181,7 +181,7 @@ def test_scalar_paths_agree_with_recompute_and_blocked_gradient(monkeypatch):
     want = jax.jit(jax.value_and_grad(
         lambda x, w: _reference(x, w, b, y, smoothing=0.1, z_loss=1e-3, cap=4.0,
                                 reduction="mean")[0], argnums=(0, 1)))(x, w)  # fmt: skip
-    monkeypatch.setattr(_fused, "_BLOCK_BUDGET", 16 * 12)  # weight rows in blocks of 12 < V
+    monkeypatch.setattr(_fused, "_GRAD_BUDGET", 16 * 12)  # weight rows in blocks of 12 < V
     for fuse_backward in (True, False):
 
         def f(x, w, fuse_backward=fuse_backward):
@@ -341,10 +341,15 @@ def test_temp_memory_is_far_below_the_naive_path(reduction):
 
 
 def test_auto_chunk_size_rule():
-    assert _fused.auto_chunk_size(2048, 32768) == 64  # 64 * 32768 = 2**21
-    assert _fused.auto_chunk_size(1 << 20, 256) == 1024  # capped at 1024
-    assert _fused.auto_chunk_size(1 << 20, 262144) == 16  # at least 16
-    assert _fused.auto_chunk_size(100, 512) == 16  # a sixteenth of 100 tokens, rounded up
+    rule = _fused.auto_chunk_size
+    assert rule(2048, 32768, "cpu") == 128  # N / 16
+    assert rule(4096, 65536, "cpu") == 128  # 128 * 65536 = 2**23
+    assert rule(1 << 20, 256, "cpu") == 1024  # at most 1024 on CPU
+    assert rule(1 << 20, 1 << 20, "cpu") == 16  # at least 16
+    assert rule(100, 512, "cpu") == 16
+    assert rule(16384, 131072, "gpu") == 1024  # 1024 * 131072 = 2**27
+    assert rule(1 << 20, 32000, "tpu") == 4096
+    assert rule(2048, 32768) == rule(2048, 32768, jax.default_backend())
 
 
 # --------------------------------------------------------------------------------------

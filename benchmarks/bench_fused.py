@@ -6,9 +6,10 @@ For each size (N tokens, H features, V classes), forward + backward of the mean 
   (``compiled.memory_analysis().temp_size_in_bytes``) of ``jaxlosses.linear_cross_entropy``,
   of the naive ``x @ W.T`` + ``optax.softmax_cross_entropy_with_integer_labels``, and of
   three plain GEMMs of the same sizes (the floor: logits, ``G @ W``, ``G.T @ x``);
-* in fresh subprocesses: median time and peak RSS (``resource.getrusage``) of jaxlosses,
-  naive JAX, PyTorch's chunked path (``options=LinearCrossEntropyOptions()``) and its
-  reference path (``options=None``); RSS counts the inputs and gradients too.
+* in fresh subprocesses: median time and peak RSS (``VmHWM``, else ``getrusage``) of
+  jaxlosses, naive JAX, PyTorch's chunked path (``options=LinearCrossEntropyOptions()``)
+  and its reference path (``options=None``). Peak RSS counts the libraries, the inputs
+  and the gradients too; "RSS over start" subtracts the RSS after imports and inputs.
 
 Run:  python benchmarks/bench_fused.py [--sizes 2048,512,32768 4096,1024,65536]
                                       [--repeats 5] [--dtype float32] [--json out.json]
@@ -110,7 +111,19 @@ def bench_jax_in_process(size, repeats, dtype):
 # Fresh-process workers (peak RSS)
 
 
-def _max_rss_mib():
+def _peak_rss_mib():
+    """This process's peak resident set size.
+
+    Linux's ``ru_maxrss`` survives ``exec``: a worker started from a large parent would
+    report the parent's peak. ``VmHWM`` belongs to the new address space.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss / (MIB if sys.platform == "darwin" else 1024)  # bytes on macOS, KiB on Linux
 
@@ -132,7 +145,7 @@ def worker(impl, size, repeats, dtype):
             xt.grad = wt.grad = None
             F.linear_cross_entropy(xt, wt, yt, options=options).backward()
 
-        base = _max_rss_mib()
+        base = _peak_rss_mib()
         step()  # warm-up
         times = []
         for _ in range(repeats):
@@ -142,12 +155,12 @@ def worker(impl, size, repeats, dtype):
     else:
         fn = _jax_step(impl, y, dtype)
         args = _to_jax(x, w, dtype)
-        base = _max_rss_mib()
+        base = _peak_rss_mib()
         import jax
 
         jax.block_until_ready(fn(*args))  # compile and warm up
         times = _time(fn, args, repeats)
-    return {"impl": impl, "times_s": times, "peak_rss_mib": _max_rss_mib(), "base_rss_mib": base}
+    return {"impl": impl, "times_s": times, "peak_rss_mib": _peak_rss_mib(), "base_rss_mib": base}
 
 
 def run_worker(impl, size, repeats, dtype):
@@ -170,8 +183,8 @@ def _fmt(value, spec):
 def table(results):
     lines = [
         "| N, H, V | implementation | time (ms) | time / naive | XLA temp (MiB) "
-        "| temp / naive | peak RSS (MiB) |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| temp / naive | peak RSS (MiB) | RSS over start (MiB) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for res in results:
         size = ", ".join(map(str, res["size"]))
@@ -184,7 +197,8 @@ def table(results):
                 f"| {size} | {impl} | {_fmt(t, '.1f')} "
                 f"| {_fmt(None if t is None else t / naive_t, '.2f')} | {_fmt(m, '.1f')} "
                 f"| {_fmt(None if m is None else m / naive_m, '.3f')} "
-                f"| {_fmt(row.get('peak_rss_mib'), '.0f')} |"
+                f"| {_fmt(row.get('peak_rss_mib'), '.0f')} "
+                f"| {_fmt(row.get('rss_growth_mib'), '.0f')} |"
             )
     return "\n".join(lines)
 
@@ -217,6 +231,8 @@ def main(argv=None):
                 row = rows.setdefault(impl, {})
                 row["subprocess"] = w
                 row["peak_rss_mib"] = w.get("peak_rss_mib")
+                if "base_rss_mib" in w:
+                    row["rss_growth_mib"] = w["peak_rss_mib"] - w["base_rss_mib"]
                 if impl.startswith("torch") and "times_s" in w:
                     row["time_ms"] = 1e3 * float(np.median(w["times_s"]))
         results.append({"size": size, "rows": rows})

@@ -13,9 +13,11 @@ over chunks of tokens (and, on request, of the vocabulary) so that only one
   logits) and a backward pass that recomputes each block of logits. Four GEMMs; every
   option is then plain JAX on per-token vectors.
 
-Both store only the inputs, the weight, the labels and per-token vectors as residuals.
-Everything the loss adds on top of the logits (label smoothing, z-loss, the reduction) is
-written once, in :func:`_token_loss`, and differentiated by JAX.
+Residuals are the inputs, the weight, the labels and per-token vectors (plus, for the
+first kernel, the finished gradients); never an ``N x V`` array. Everything the loss adds
+on top of the logits (label smoothing, z-loss, the reduction) is written once, in
+:func:`_token_loss`, and differentiated by JAX; the backward passes are plain JAX, so
+reverse-mode derivatives can themselves be differentiated (``jax.hessian`` works).
 """
 
 from __future__ import annotations
@@ -557,8 +559,8 @@ def _linear_cross_entropy(
 
 _FORWARD_MODE_HINT = (
     "linear_cross_entropy supports reverse-mode differentiation only (jax.grad, jax.vjp, "
-    "jax.jacrev); it is a jax.custom_vjp that never builds the N x V logits. For "
-    "forward mode (jax.jvp, jax.jacfwd, jax.hessian) use "
+    "jax.jacrev, and jax.hessian on top of them); it is a jax.custom_vjp that never "
+    "builds the N x V logits. For forward mode (jax.jvp, jax.jacfwd) use "
     "jaxlosses.cross_entropy(inputs @ weight.T + bias, labels, ...) instead."
 )
 
@@ -595,18 +597,20 @@ def linear_cross_entropy(
     (PyTorch's label smoothing, :math:`\varepsilon / V` on every class, plus PaLM's
     z-loss). ``"mean"`` divides by the number of kept tokens.
 
-    How: the tokens are processed in chunks of ``chunk_size`` (a ``lax.scan``) with
+    How: the tokens are processed in chunks of ``chunk_size`` (a ``lax.scan``) with a
     float32 log-sum-exp. For ``"mean"`` and ``"sum"`` the gradients are computed in the
-    forward pass (the gradient of a scalar is known up to the upstream factor), so the
-    step costs three GEMMs like the naive path; ``"none"`` and vocabulary chunks store
-    per-token statistics and recompute each block of logits in the backward pass (four
-    GEMMs). Residuals are the inputs, the weight, the labels and per-token vectors.
-    16-bit inputs and weights multiply in their own dtype with float32 accumulation (the
-    weight is never copied to float32; the weight gradient is accumulated in float32).
+    forward pass (the gradient of a scalar is known up to the upstream factor), so a
+    training step costs three GEMMs like the naive path; ``"none"`` and vocabulary chunks
+    keep per-token statistics and recompute each block of logits in the backward pass
+    (four GEMMs). No residual is ``N x V``. 16-bit inputs and weights multiply in their
+    own dtype with float32 accumulation (the weight is never copied to float32; its
+    gradient is accumulated in float32 and returned in the weight's dtype).
 
-    Only reverse-mode differentiation is supported (``jax.grad``, ``jax.vjp``,
-    ``jax.jacrev``): forward mode (``jax.jvp``, ``jax.jacfwd``, ``jax.hessian``) raises
-    a ``TypeError`` (called inside ``jax.jit`` it is JAX's own "can't apply forward-mode
+    Reverse mode only: ``jax.grad``, ``jax.vjp`` and ``jax.jacrev`` work, and so do
+    second derivatives built on them (``jax.hessian``, a gradient of a gradient), since
+    the backward pass is plain JAX. Forward mode on the loss itself (``jax.jvp``,
+    ``jax.jacfwd``) raises a ``TypeError`` saying so (when the forward-mode transform is
+    applied to a function already under ``jax.jit``, JAX's own "can't apply forward-mode
     autodiff (jvp) to a custom_vjp function"); use ``cross_entropy(inputs @ weight.T,
     labels)`` there. Hyperparameters are not differentiated. Works under ``jax.jit`` and
     ``jax.vmap``.

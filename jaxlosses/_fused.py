@@ -36,16 +36,16 @@ from jaxlosses._core.classes import ClassInputs, class_labels, finish_class_loss
 from jaxlosses._core.reduction import compute_dtype, safe_divide
 
 # The automatic token chunk. Every chunk streams the whole weight and its gradient once
-# (about four weight-sized memory passes), so larger chunks move fewer bytes; the block of
-# logits and its gradient (two chunk x V float32 buffers) bound the memory. Measured: on
-# 2 CPU cores, chunks of 64 / 128 / 256 tokens at N, H, V = 2048, 512, 32768 ran 1.50 /
-# 1.18 / 1.17 x the naive path; on an H200 (bf16, 16384, 4096, 131072), chunks of 64 /
-# 256 / 1024 tokens ran 7.5 / 2.2 / 0.96 x. Hence a larger block on accelerators.
-_LOGITS_BUDGET = {"cpu": 1 << 23, "accelerator": 1 << 27}  # elements of one block
+# (several weight-sized memory passes), so larger chunks move fewer bytes; the chunk's
+# T x V float32 block of logits bounds the memory. Measured on 2 CPU cores, N, H, V =
+# 2048, 512, 32768, float32: chunks of 64 / 128 / 256 tokens ran 1.22 / 1.07 / 0.92 x
+# the naive path; on an H200 (bf16, 16384, 4096, 131072) chunks of 64 / 256 / 1024 ran
+# 7.5 / 2.2 / 0.96 x. Hence a larger block on accelerators.
+_LOGITS_BUDGET = {"cpu": 1 << 24, "accelerator": 1 << 27}  # elements of one block
 _MAX_TOKEN_CHUNK = {"cpu": 1024, "accelerator": 8192}
 _MIN_TOKEN_CHUNK = 16
-# Weight-gradient rows are updated in blocks of at most _GRAD_BUDGET elements.
-_GRAD_BUDGET = 1 << 21
+# Blocks of the vocabulary in the backward pass hold at most _GRAD_BUDGET weight elements.
+_GRAD_BUDGET = 1 << 20
 
 
 class _Config(NamedTuple):
@@ -72,22 +72,26 @@ def _pow2_floor(n: int) -> int:
 def auto_chunk_size(num_tokens: int, num_classes: int, backend: str | None = None) -> int:
     """The token chunk chosen when ``chunk_size=None``.
 
-    The largest power of two ``T`` with ``T * V <= 2**23`` on CPU (a 32 MiB float32
-    block of logits) or ``2**27`` on GPU and TPU (512 MiB), and ``T <= N / 16`` (so the
-    logits blocks stay under a sixteenth of the naive path's); then clipped to
+    The largest power of two ``T`` with ``T * V <= 2**24`` on CPU (a 64 MiB float32
+    block of logits) or ``2**27`` on GPU and TPU (512 MiB), and ``T <= N / 8`` (so the
+    block stays well under the naive path's two ``N x V`` buffers); then clipped to
     ``[16, 1024]`` on CPU, ``[16, 8192]`` elsewhere. ``backend`` defaults to
     ``jax.default_backend()``.
     """
     backend = jax.default_backend() if backend is None else backend
     kind = "cpu" if backend == "cpu" else "accelerator"
     t = _pow2_floor(max(1, _LOGITS_BUDGET[kind] // max(1, num_classes)))
-    t = min(t, _pow2_floor(max(1, num_tokens // 16)))
+    t = min(t, _pow2_floor(max(1, num_tokens // 8)))
     return min(max(t, _MIN_TOKEN_CHUNK), _MAX_TOKEN_CHUNK[kind])
 
 
 def _grad_block(num_classes: int, hidden: int) -> int:
-    """Classes per gradient update: ``V`` split evenly into blocks of ``<= 2**21 / H``."""
-    blocks = -(-num_classes * hidden // _GRAD_BUDGET)
+    """Classes per backward block: ``V`` split evenly into blocks of ``<= 2**20 / H``.
+
+    At least 8 blocks of at least 128 classes where ``V`` allows, so that a block's
+    ``dL/dlogits`` stays small next to the chunk's logits.
+    """
+    blocks = max(-(-num_classes * hidden // _GRAD_BUDGET), min(8, num_classes // 128))
     return -(-num_classes // max(1, blocks))
 
 
@@ -272,41 +276,33 @@ def _stats_chunk(xc, yc, w, b, cap, cfg: _Config):
 def _grads_chunk(xc, yc, w, b, cap, lse, coef, dw, db, cfg: _Config, s_full=None):
     """Adds a chunk's weight and bias gradients to ``dw`` and ``db``; returns its ``dx``.
 
-    With whole-vocabulary rows, ``G = dL/dlogits`` is one ``T x V`` block (it can take
-    the logits' buffer) and ``dx = G @ W`` one GEMM; ``G.T @ x`` is added into ``dw`` in
-    row blocks of ``cfg.grad_block`` classes, since a whole ``V x H`` product per chunk
-    would be a second weight-sized buffer. With vocabulary chunks every block's logits
-    are recomputed and all three products are done block by block.
+    Walks the vocabulary in blocks: each block's ``G = dL/dlogits`` gives its share of
+    ``dx = G @ W`` and its rows of ``dw += G.T @ x``, added in place (a whole ``V x H``
+    product per chunk would be a second weight-sized buffer, a whole ``G`` a second
+    ``T x V`` one). The logits are sliced from ``s_full`` when given, else recomputed.
     """
     v, wdt = cfg.num_classes, w.dtype
-    if not cfg.vocab_chunked:
-        g = _block_dlogits(_block(0, v, xc, yc, w, b, cap, cfg, s_full), lse, coef, cap)
-        dx, db = _dot(g.astype(wdt), w, ((1,), (0,))), db + jnp.sum(g, axis=0)
-        width = cfg.grad_block
-        if width >= v:
-            return dx, dw + _weight_grad(g, xc, wdt), db
+    width = cfg.vocab_chunk if cfg.vocab_chunked else cfg.grad_block
+    if not cfg.vocab_chunked and s_full is None and width < v:
+        s_full = _block(0, v, xc, yc, w, b, cap, cfg).s  # one GEMM for the whole row
 
-        def rows(dw, k):
-            start = jnp.minimum(k * width, v - width)
-            g_blk = lax.dynamic_slice_in_dim(g, start, width, axis=1)
-            # The last block is clamped to end at V: drop the columns already added.
-            cols = start + lax.broadcasted_iota(jnp.int32, (1, width), 1)
-            g_blk = jnp.where(cols >= k * width, g_blk, 0.0)
-            return _add_rows(dw, _weight_grad(g_blk, xc, wdt), start), None
-
-        dw, _ = lax.scan(rows, dw, jnp.arange(_num_blocks(width, cfg)))
-        return dx, dw, db
-
-    def body(carry, k):
-        dx, dw, db = carry
-        blk = _block(k, cfg.vocab_chunk, xc, yc, w, b, cap, cfg)
+    def block(dx, dw, db, k):
+        blk = _block(k, width, xc, yc, w, b, cap, cfg, s_full)
         g = _block_dlogits(blk, lse, coef, cap)
         dx = dx + _dot(g.astype(wdt), blk.w, ((1,), (0,)))
         dw = _add_rows(dw, _weight_grad(g, xc, wdt), blk.start)
-        return (dx, dw, _add_rows(db, jnp.sum(g, axis=0), blk.start)), None
+        if cfg.has_bias:
+            db = _add_rows(db, jnp.sum(g, axis=0), blk.start)
+        return dx, dw, db
 
     dx0 = jnp.zeros(xc.shape, dw.dtype)
-    blocks = jnp.arange(_num_blocks(cfg.vocab_chunk, cfg))
+    if width >= v:
+        return block(dx0, dw, db, 0)
+
+    def body(carry, k):
+        return block(*carry, k), None
+
+    blocks = jnp.arange(_num_blocks(width, cfg))
     (dx, dw, db), _ = lax.scan(body, (dx0, dw, db), blocks)
     return dx, dw, db
 
@@ -631,7 +627,7 @@ def linear_cross_entropy(
       chunk_size: tokens per chunk, or a ``(tokens, vocab)`` pair to also split the
         vocabulary (for vocabularies so large that even a few rows of logits do not fit;
         costs a fourth GEMM). Sizes need not divide ``N`` or ``V``. ``None`` picks the
-        largest power of two ``T <= N / 16`` with ``T * V <= 2**23`` on CPU (a 32 MiB
+        largest power of two ``T <= N / 8`` with ``T * V <= 2**24`` on CPU (a 64 MiB
         float32 block of logits; ``2**27`` on GPU/TPU), within ``[16, 1024]`` on CPU
         (``[16, 8192]`` elsewhere): see :func:`jaxlosses._fused.auto_chunk_size`.
       return_lse: also return the per-token log-sum-exp of the (capped) logits.

@@ -345,10 +345,10 @@ def test_temp_memory_is_far_below_the_naive_path(reduction):
 
 def test_auto_chunk_size_rule():
     rule = _fused.auto_chunk_size
-    assert rule(2048, 32768, "cpu") == 128  # N / 16
-    assert rule(4096, 65536, "cpu") == 128  # 128 * 65536 = 2**23
+    assert rule(2048, 32768, "cpu") == 256  # N / 8
+    assert rule(4096, 65536, "cpu") == 256  # 256 * 65536 = 2**24
     assert rule(1 << 20, 256, "cpu") == 1024  # at most 1024 on CPU
-    assert rule(1 << 20, 1 << 20, "cpu") == 16  # at least 16
+    assert rule(1 << 20, 1 << 21, "cpu") == 16  # at least 16
     assert rule(100, 512, "cpu") == 16
     assert rule(16384, 131072, "gpu") == 1024  # 1024 * 131072 = 2**27
     assert rule(1 << 20, 32000, "tpu") == 4096

@@ -22,6 +22,7 @@ reverse-mode derivatives can themselves be differentiated (``jax.hessian`` works
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 from typing import NamedTuple
@@ -32,7 +33,7 @@ from jax import lax
 from jax.typing import ArrayLike
 
 from jaxlosses._core import checks
-from jaxlosses._core.classes import ClassInputs, class_labels, finish_class_loss
+from jaxlosses._core.classes import ClassInputs, ClassLabels, class_labels, finish_class_loss
 from jaxlosses._core.reduction import compute_dtype, safe_divide
 
 # The automatic token chunk. Every chunk streams the whole weight and its gradient once
@@ -266,8 +267,9 @@ def _stats_chunk(xc, yc, w, b, cap, cfg: _Config):
         total_new = None if total is None else total_run + total
         return (m_new, l_new, target_run + target, total_new), None
 
-    zeros = jnp.zeros(yc.shape, f32)
-    init = (jnp.full(yc.shape, -jnp.inf, f32), zeros, zeros, zeros if cfg.smoothing else None)
+    # *_like: the carries take the labels' type (inside shard_map, the axes they vary over).
+    zeros = jnp.zeros_like(yc, dtype=f32)
+    init = (jnp.full_like(yc, -jnp.inf, f32), zeros, zeros, zeros if cfg.smoothing else None)
     blocks = jnp.arange(_num_blocks(cfg.vocab_chunk, cfg))
     (m, l_sum, target, total), _ = lax.scan(body, init, blocks)
     return m + jnp.log(l_sum), target, total
@@ -295,7 +297,7 @@ def _grads_chunk(xc, yc, w, b, cap, lse, coef, dw, db, cfg: _Config, s_full=None
             db = _add_rows(db, jnp.sum(g, axis=0), blk.start)
         return dx, dw, db
 
-    dx0 = jnp.zeros(xc.shape, dw.dtype)
+    dx0 = jnp.zeros_like(xc, dtype=dw.dtype)
     if width >= v:
         return block(dx0, dw, db, 0)
 
@@ -309,7 +311,7 @@ def _grads_chunk(xc, yc, w, b, cap, lse, coef, dw, db, cfg: _Config, s_full=None
 
 def _zero_grads(w):
     acc = compute_dtype(w.dtype)
-    return jnp.zeros(w.shape, acc), jnp.zeros((w.shape[0],), acc)
+    return jnp.zeros_like(w, dtype=acc), jnp.zeros_like(w, dtype=acc, shape=w.shape[:1])
 
 
 # --------------------------------------------------------------------------------------
@@ -457,7 +459,25 @@ def _is_static_zero(value) -> bool:
     return v is not None and v == 0
 
 
-def _linear_cross_entropy(
+class _Setup(NamedTuple):
+    """Validated arguments of a fused loss, flattened to tokens, and its configuration."""
+
+    x: jax.Array  # (N, H), in the promoted dtype of inputs and weight
+    w: jax.Array  # (V, H), the same dtype
+    b: jax.Array | None  # (V,)
+    lab: ClassLabels  # (N,) labels made safe, with the kept and out-of-range masks
+    cfg: _Config
+    hyper: tuple  # (cap or None, label_smoothing, z_loss): non-differentiated scalars
+    dtype: jnp.dtype  # the result's dtype
+    batch_shape: tuple[int, ...]  # labels' shape
+
+    def padded(self, a: jax.Array) -> jax.Array:
+        """``a`` (tokens first) padded with zeros to a whole number of token chunks."""
+        pad = -a.shape[0] % self.cfg.token_chunk
+        return jnp.pad(a, [(0, pad)] + [(0, 0)] * (a.ndim - 1)) if pad else a
+
+
+def _setup(
     inputs,
     weight,
     labels,
@@ -469,9 +489,15 @@ def _linear_cross_entropy(
     logit_softcap,
     reduction,
     chunk_size,
-    return_lse,
-    fuse_backward=None,
-):
+    where=None,
+    shards: int = 1,
+) -> _Setup:
+    """Validates a fused loss's arguments at trace time and picks its chunks.
+
+    ``weight`` holds ``V`` classes, one of ``shards`` equal slices of the vocabulary
+    (vocabulary-parallel losses): labels must lie in ``[0, shards * V)``. ``where``
+    (broadcastable to ``labels``) drops tokens like ``ignore_index``.
+    """
     checks.check_reduction(reduction)
     x = checks.as_float_array("inputs", inputs)
     w = checks.as_float_array("weight", weight)
@@ -484,8 +510,6 @@ def _linear_cross_entropy(
     if logit_softcap is not None:
         checks.check_scalar_range("logit_softcap", logit_softcap, low=0.0, low_inclusive=False)
     token_chunk, vocab_chunk = _check_chunk_size(chunk_size)
-    if not isinstance(return_lse, bool):
-        raise TypeError(f"return_lse must be a bool, got {return_lse!r}")
 
     dtype = jnp.result_type(*(a for a in (x, w, b) if a is not None))
     acc = compute_dtype(dtype)
@@ -494,12 +518,18 @@ def _linear_cross_entropy(
     batch_shape, (num_classes, hidden) = x.shape[:-1], w.shape
     num_tokens = math.prod(batch_shape)
     x = x.reshape(num_tokens, hidden)
+    mask = checks.as_where(where, batch_shape)
 
     lab = class_labels(
-        ClassInputs(jax.ShapeDtypeStruct((num_tokens, num_classes), acc), None, dtype),
+        ClassInputs(
+            jax.ShapeDtypeStruct((num_tokens, num_classes), acc),
+            None if mask is None else mask.reshape(num_tokens),
+            dtype,
+        ),
         labels.reshape(num_tokens),
         -1,
         ignore_index,
+        num_classes=shards * num_classes,
     )
     if token_chunk is None:
         token_chunk = auto_chunk_size(num_tokens, num_classes)
@@ -519,11 +549,41 @@ def _linear_cross_entropy(
     cap = None if logit_softcap is None else lax.stop_gradient(jnp.asarray(logit_softcap, acc))
     eps = lax.stop_gradient(jnp.asarray(label_smoothing, acc))
     zl = lax.stop_gradient(jnp.asarray(z_loss, acc))
+    return _Setup(x, w, b, lab, cfg, (cap, eps, zl), dtype, batch_shape)
 
-    pad = -num_tokens % token_chunk
 
-    def padded(a):
-        return jnp.pad(a, [(0, pad)] + [(0, 0)] * (a.ndim - 1)) if pad else a
+def _linear_cross_entropy(
+    inputs,
+    weight,
+    labels,
+    *,
+    bias,
+    ignore_index,
+    label_smoothing,
+    z_loss,
+    logit_softcap,
+    reduction,
+    chunk_size,
+    return_lse,
+    fuse_backward=None,
+):
+    if not isinstance(return_lse, bool):
+        raise TypeError(f"return_lse must be a bool, got {return_lse!r}")
+    setup = _setup(
+        inputs,
+        weight,
+        labels,
+        bias=bias,
+        ignore_index=ignore_index,
+        label_smoothing=label_smoothing,
+        z_loss=z_loss,
+        logit_softcap=logit_softcap,
+        reduction=reduction,
+        chunk_size=chunk_size,
+    )
+    x, w, b, lab, cfg, (cap, eps, zl), dtype, batch_shape = setup
+    acc = compute_dtype(dtype)
+    num_tokens = x.shape[0]
 
     if fuse_backward is None:
         fuse_backward = reduction != "none" and not cfg.vocab_chunked
@@ -533,6 +593,7 @@ def _linear_cross_entropy(
         counted = (lab.kept & ~lab.out_of_range).astype(acc)
         if reduction == "mean":
             counted = safe_divide(counted, jnp.sum(lab.kept, dtype=acc))
+        padded = setup.padded
         loss, lse = _fused_total(
             cfg, padded(x), w, b, padded(lab.safe), padded(counted), (cap, eps, zl)
         )
@@ -541,7 +602,7 @@ def _linear_cross_entropy(
         loss = loss.astype(dtype)
         lse = lse[:num_tokens]
     else:
-        stats = _logit_stats(cfg, padded(x), w, b, padded(lab.safe), cap)
+        stats = _logit_stats(cfg, setup.padded(x), w, b, setup.padded(lab.safe), cap)
         lse, target, total = (None if s is None else s[:num_tokens] for s in stats)
         per_token = _token_loss(lse, target, total, eps, zl, cfg)
         unreduced = finish_class_loss(per_token, lab, lab.kept.astype(acc), dtype)
@@ -553,12 +614,27 @@ def _linear_cross_entropy(
     return loss
 
 
-_FORWARD_MODE_HINT = (
-    "linear_cross_entropy supports reverse-mode differentiation only (jax.grad, jax.vjp, "
-    "jax.jacrev, and jax.hessian on top of them); it is a jax.custom_vjp that never "
-    "builds the N x V logits. For forward mode (jax.jvp, jax.jacfwd) use "
-    "jaxlosses.cross_entropy(inputs @ weight.T + bias, labels, ...) instead."
-)
+def _forward_mode_hint(name: str, alternative: str) -> str:
+    return (
+        f"{name} supports reverse-mode differentiation only (jax.grad, jax.vjp, "
+        "jax.jacrev, and jax.hessian on top of them); it is a jax.custom_vjp that never "
+        f"builds the N x V logits. For forward mode (jax.jvp, jax.jacfwd) use {alternative} "
+        "instead."
+    )
+
+
+@contextlib.contextmanager
+def _reverse_mode_only(name: str, alternative: str):
+    """Turns JAX's error for forward-mode differentiation of a custom_vjp into a hint.
+
+    ``name`` is the public function, ``alternative`` the call to use for forward mode.
+    """
+    try:
+        yield
+    except TypeError as err:
+        if "forward-mode" in str(err) and "custom_vjp" in str(err):
+            raise TypeError(_forward_mode_hint(name, alternative)) from err
+        raise
 
 
 def linear_cross_entropy(
@@ -656,7 +732,9 @@ def linear_cross_entropy(
       Chowdhery et al., "PaLM" (z-loss), https://arxiv.org/abs/2204.02311;
       Gemma Team, "Gemma 2" (logit soft-capping), https://arxiv.org/abs/2408.00118
     """
-    try:
+    with _reverse_mode_only(
+        "linear_cross_entropy", "jaxlosses.cross_entropy(inputs @ weight.T + bias, labels, ...)"
+    ):
         return _linear_cross_entropy(
             inputs,
             weight,
@@ -670,7 +748,3 @@ def linear_cross_entropy(
             chunk_size=chunk_size,
             return_lse=return_lse,
         )
-    except TypeError as err:
-        if "forward-mode" in str(err) and "custom_vjp" in str(err):
-            raise TypeError(_FORWARD_MODE_HINT) from err
-        raise

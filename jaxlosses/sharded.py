@@ -33,12 +33,13 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
+from jaxlosses import _fused
 from jaxlosses._core import checks, stable
-from jaxlosses._core.classes import class_inputs, class_labels, finish_class_loss
+from jaxlosses._core.classes import ClassLabels, class_inputs, class_labels, finish_class_loss
 from jaxlosses._core.reduction import compute_dtype
-from jaxlosses._core.sharding import class_iota
+from jaxlosses._core.sharding import class_iota, vary_together
 
-__all__ = ["vocab_parallel_cross_entropy"]
+__all__ = ["vocab_parallel_cross_entropy", "vocab_parallel_linear_cross_entropy"]
 
 AxisName = Hashable | tuple[Hashable, ...]
 
@@ -124,7 +125,8 @@ def _combine_shards(local: _ShardStats, axis_name: AxisName) -> _VocabStats:
     context where ``axis_name`` is bound).
     """
     has_any = local.sumexp > 0
-    m = jax.lax.pmax(jnp.where(has_any, local.max, -jnp.inf), axis_name)
+    # The shift is a constant for differentiation (pmax has no derivative rule).
+    m = jax.lax.pmax(jax.lax.stop_gradient(jnp.where(has_any, local.max, -jnp.inf)), axis_name)
     m = jnp.where(jnp.isfinite(m), m, jnp.zeros_like(m))
     # max <= m where has_any, so the scale is at most 1; a slice of -inf adds nothing.
     scale = jnp.where(has_any, jnp.exp(local.max - m), 0.0)
@@ -161,6 +163,17 @@ def _token_loss(stats: _VocabStats, num_classes: int, label_smoothing, z_loss) -
     if z_loss is not None:
         loss = loss + z_loss * jnp.square(stats.lse + stats.max)
     return loss
+
+
+def _local_labels(lab: ClassLabels, local_classes: int, axis_name: AxisName):
+    """Each label's column in this device's slice, and whether the slice holds it.
+
+    The slices are ``[i * V_local, (i + 1) * V_local)``, ``i = axis_index(axis_name)``;
+    the column is 0 where the slice does not hold the label (or it is dropped).
+    """
+    local_label = lab.safe - jax.lax.axis_index(axis_name) * local_classes
+    hit = lab.kept & ~lab.out_of_range & (local_label >= 0) & (local_label < local_classes)
+    return jnp.where(hit, local_label, jnp.zeros_like(local_label)), hit
 
 
 # --------------------------------------------------------------------------------------
@@ -298,9 +311,7 @@ def vocab_parallel_cross_entropy(
     local_classes = inputs.num_classes
     num_classes = local_classes * jax.lax.axis_size(axis_name)
     lab = class_labels(inputs, labels, -1, ignore_index, num_classes=num_classes)
-    local_label = lab.safe - jax.lax.axis_index(axis_name) * local_classes
-    hit = lab.kept & ~lab.out_of_range & (local_label >= 0) & (local_label < local_classes)
-    local_label = jnp.where(hit, local_label, jnp.zeros_like(local_label))
+    local_label, hit = _local_labels(lab, local_classes, axis_name)
 
     dtype = inputs.x.dtype
     logits = jnp.asarray(logits)
@@ -313,3 +324,226 @@ def vocab_parallel_cross_entropy(
     )
     unreduced = finish_class_loss(loss, lab, lab.kept.astype(dtype), inputs.dtype)
     return unreduced.reduce(reduction, axis_name=batch_axis_name)
+
+
+# --------------------------------------------------------------------------------------
+# vocab_parallel_linear_cross_entropy: the output layer fused in, its weight split over
+# the vocabulary. The token chunks, blocks of logits and gradients are linear_cross_entropy's
+# (jaxlosses._fused); only the combination of the statistics across devices is added.
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
+def _linear_vocab_stats(cfg, axis_name, x, w, b, y, hit, cap) -> _VocabStats:
+    return _linear_vocab_stats_fwd(cfg, axis_name, x, w, b, y, hit, cap)[0]
+
+
+def _linear_vocab_stats_fwd(cfg, axis_name, x, w, b, y, hit, cap):
+    # Every token's local statistics first (one chunk x V_local block of logits at a
+    # time), then one pmax and one psum for all of them. The local log-sum-exp is the
+    # shift of a slice whose sum of exponentials is 1.
+    (lse, target, total), _ = _fused._logit_stats_fwd(cfg, x, w, b, y, cap)
+    ones = jnp.ones_like(lse)
+    local = _ShardStats(
+        max=lse,
+        sumexp=ones,
+        target=jnp.where(hit, target, jnp.zeros_like(target)),
+        logit_sum=None if total is None else total - cfg.num_classes * lse,
+        num_finite=None if total is None else cfg.num_classes * ones,
+    )
+    stats = _combine_shards(local, axis_name)
+    return stats, (x, w, b, y, hit, cap, stats.lse + stats.max)
+
+
+def _linear_vocab_stats_bwd(cfg, axis_name, res, ct):
+    # dL/dlogits = a softmax + c one_hot + d on each device's block, with the global
+    # log-sum-exp: linear_cross_entropy's recomputing backward pass. `max` is a constant
+    # (see _VocabStats); the one-hot term belongs to the device that holds the label.
+    del axis_name
+    x, w, b, y, hit, cap, lse = res
+    coef = (ct.lse, jnp.where(hit, ct.target, jnp.zeros_like(ct.target)), ct.logit_sum)
+    dx, dw, db, _, _ = _fused._logit_stats_bwd(cfg, (x, w, b, y, cap, lse), coef)
+    return dx, dw, db, None, None, None
+
+
+_linear_vocab_stats.defvjp(_linear_vocab_stats_fwd, _linear_vocab_stats_bwd)
+
+
+def _vocab_parallel_linear_cross_entropy(
+    inputs, weight, labels, *, axis_name, bias, reduction, batch_axis_name, **options
+):
+    setup = _fused._setup(
+        inputs,
+        weight,
+        labels,
+        bias=bias,
+        reduction=reduction,
+        shards=jax.lax.axis_size(axis_name),
+        **options,
+    )
+    x, w, b, lab, cfg, (cap, eps, z), dtype, batch_shape = setup
+    num_tokens = x.shape[0]
+    local_label, hit = _local_labels(lab, cfg.num_classes, axis_name)
+    # Every device's gradient is its share (its tokens, its slice of the vocabulary).
+    # Typed as varying over the vocabulary axis and every axis any of them varies over,
+    # the inputs' and parameters' casts transpose to the psums that add the shares: for
+    # the inputs, one psum over axis_name.
+    axes = axis_name if isinstance(axis_name, tuple) else (axis_name,)
+    x, w, b, y, hit = vary_together([x, w, b, local_label, hit], axes)
+    x, y, hit = (setup.padded(a) for a in (x, y, hit))
+    stats = _linear_vocab_stats(cfg, axis_name, x, w, b, y, hit, cap)
+    stats = _VocabStats(*(None if s is None else s[:num_tokens] for s in stats))
+    loss = _token_loss(
+        stats,
+        cfg.num_classes * jax.lax.axis_size(axis_name),
+        eps if cfg.smoothing else None,
+        z if cfg.z_loss else None,
+    )
+    unreduced = finish_class_loss(loss, lab, lab.kept.astype(loss.dtype), dtype)
+    loss = unreduced.reduce(reduction, axis_name=batch_axis_name)
+    return loss.reshape(batch_shape) if reduction == "none" else loss
+
+
+def vocab_parallel_linear_cross_entropy(
+    inputs: ArrayLike,
+    weight: ArrayLike,
+    labels: ArrayLike,
+    *,
+    axis_name: AxisName,
+    bias: ArrayLike | None = None,
+    ignore_index: int = -100,
+    label_smoothing: float = 0.0,
+    z_loss: float = 0.0,
+    logit_softcap: float | None = None,
+    reduction: str = "mean",
+    batch_axis_name: AxisName | None = None,
+    chunk_size: int | tuple[int, int] | None = None,
+    where: ArrayLike | None = None,
+) -> jax.Array:
+    r"""Fused linear layer + cross-entropy with the weight split over the vocabulary.
+
+    Called inside ``shard_map``: each device holds the rows of the output layer for its
+    slice of the vocabulary, the classes ``[i * V_local, (i + 1) * V_local)`` with
+    ``i = jax.lax.axis_index(axis_name)``, the same ``inputs`` as every device along
+    ``axis_name`` and the global labels. The value and the gradients with respect to
+    ``inputs``, the local ``weight`` and the local ``bias`` equal those of
+    :func:`jaxlosses.linear_cross_entropy` with the whole weight (and of
+    :func:`vocab_parallel_cross_entropy` of ``inputs @ weight.T + bias``), but neither
+    the ``N x V`` logits nor this device's ``N x V_local`` slice of them is ever built.
+    With the soft-capped logits :math:`s = c \tanh((x W^\top + b) / c)` (identity
+    without ``logit_softcap``) over the whole vocabulary of :math:`V` classes, each kept
+    token's loss is
+
+    .. math::
+        \ell = \mathrm{lse} - (1 - \varepsilon)\, s_y
+               - \frac{\varepsilon}{V} \sum_{v=1}^{V} s_v + \lambda_z\, \mathrm{lse}^2,
+        \qquad \mathrm{lse} = \log \sum_{v=1}^{V} e^{s_v}
+
+    How: the tokens are processed in chunks (``linear_cross_entropy``'s chunks and
+    blocks, on the local slice): the forward pass keeps each token's local
+    log-sum-exp, target logit (on the device that holds the label) and, with label
+    smoothing, sum of logits, then combines them across ``axis_name`` for all tokens at
+    once with one ``pmax`` and one ``psum`` (of a stacked array). The backward pass
+    recomputes each block of logits (four GEMMs per step, like ``linear_cross_entropy``
+    with ``reduction="none"``; computing the gradient in the forward pass would save one
+    but need the global statistics of every chunk before its gradient, so a ``pmax`` and
+    a ``psum`` per chunk). 16-bit inputs and weights multiply in their own dtype with
+    float32 accumulation.
+
+    Collectives in the backward pass: the weight and bias gradients are local, but the
+    input gradient :math:`\partial L / \partial s \; W_\mathrm{local}` is this device's
+    share of a sum over the vocabulary, so one ``psum`` over ``axis_name`` of an
+    ``inputs``-sized array adds the shares (inherent to a vocabulary-parallel output
+    layer: Megatron-LM's all-reduce in the backward pass of the layer's input). JAX
+    inserts it as the transpose of typing ``inputs`` as varying over ``axis_name``. When
+    the tokens are also split over a data axis, the weight and bias gradients get the
+    usual data-parallel ``psum`` over it (``shard_map`` does that for any parameter that
+    is replicated over the data axis). Nothing of size ``V`` or ``V_local`` crosses
+    ``axis_name``, and the weight is never gathered.
+
+    Reverse mode only: ``jax.grad``, ``jax.vjp`` and ``jax.jacrev`` work; forward mode
+    (``jax.jvp``, ``jax.jacfwd``) is not supported (a ``custom_vjp``; use
+    :func:`vocab_parallel_cross_entropy` of ``inputs @ weight.T + bias`` there). Applied
+    inside ``shard_map`` it raises a ``TypeError`` saying so; applied to a jitted
+    ``shard_map``, whose body is already staged out, JAX's own "can't apply forward-mode
+    autodiff (jvp) to a custom_vjp function". Hyperparameters are not differentiated.
+
+    Args:
+      inputs: features, ``(..., H)``, the same on every device along ``axis_name``.
+      weight: this device's rows of the output layer's weight, ``(V_local, H)``
+        (PyTorch's layout); every device along ``axis_name`` holds the same ``V_local``.
+      labels: global class ids in ``[0, V)``, ``inputs.shape[:-1]``.
+      axis_name: the mesh axis (or tuple of axes) the vocabulary is split over.
+      bias: optional bias slice, ``(V_local,)``.
+      ignore_index: label value whose tokens are skipped (loss 0, not in the mean).
+      label_smoothing: :math:`\varepsilon \in [0, 1]`, spread over the whole vocabulary
+        (PyTorch's: :math:`\varepsilon / V` on every class, the target included).
+      z_loss: :math:`\lambda_z \ge 0`, the weight of :math:`\mathrm{lse}^2` (PaLM's
+        auxiliary loss).
+      logit_softcap: :math:`c > 0` to apply :math:`c \tanh(\cdot / c)` to the logits, or
+        None.
+      reduction: ``"none"`` (per-token losses, ``labels``' shape), ``"sum"`` or
+        ``"mean"`` (over the kept tokens).
+      batch_axis_name: the mesh axis (or axes) the tokens are split over, if any: then
+        ``"mean"`` is the global sum over the global count of kept tokens, and ``"sum"``
+        global (one ``psum`` of two scalars). Without it they reduce this device's
+        tokens only. Not used by ``"none"``.
+      chunk_size: tokens per chunk, or a ``(tokens, vocab)`` pair to also split the
+        local vocabulary, as for :func:`jaxlosses.linear_cross_entropy` (with
+        ``V_local`` in the automatic rule).
+      where: optional boolean mask broadcastable to ``labels``; False tokens are skipped.
+
+    Returns:
+      A scalar (the same on every device of the reduced axes), or per-token losses of
+      ``labels``' shape for ``reduction="none"``, in the promoted dtype of ``inputs`` and
+      ``weight``. A mean over no kept token is 0 with zero gradient; a kept label outside
+      ``[0, V)`` gives nan.
+
+    Example:
+      >>> import functools
+      >>> import jax, jax.numpy as jnp
+      >>> from jax.sharding import NamedSharding, PartitionSpec as P
+      >>> import jaxlosses
+      >>> mesh = jax.make_mesh((jax.device_count(),), ("model",))
+      >>> x = jax.random.normal(jax.random.key(0), (6, 4))  # 6 tokens, H = 4
+      >>> w = jax.random.normal(jax.random.key(1), (8, 4))  # a vocabulary of 8
+      >>> y = jnp.array([1, 2, 3, -100, 5, 7])
+      >>> loss_fn = jax.jit(jax.shard_map(
+      ...     functools.partial(
+      ...         jaxlosses.sharded.vocab_parallel_linear_cross_entropy, axis_name="model"
+      ...     ),
+      ...     mesh=mesh,
+      ...     in_specs=(P(), P("model"), P()),  # each device holds rows of the weight
+      ...     out_specs=P(),
+      ... ))
+      >>> sharded_w = jax.device_put(w, NamedSharding(mesh, P("model")))
+      >>> with jax.set_mesh(mesh):
+      ...     loss, (dx, dw) = jax.value_and_grad(loss_fn, argnums=(0, 1))(x, sharded_w, y)
+      >>> want, (want_dx, want_dw) = jax.value_and_grad(
+      ...     jaxlosses.linear_cross_entropy, argnums=(0, 1))(x, w, y)
+      >>> print(loss.round(4), want.round(4))
+      4.3385 4.3385
+      >>> bool(jnp.allclose(dx, want_dx, atol=1e-6) & jnp.allclose(dw, want_dw, atol=1e-6))
+      True
+
+    References:
+      Shoeybi et al., "Megatron-LM", https://arxiv.org/abs/1909.08053 (vocab-parallel
+      cross-entropy); Wijmans et al., "Cut Your Losses in Large-Vocabulary Language
+      Models", https://arxiv.org/abs/2411.09009 (fused linear cross-entropy)
+    """
+    alternative = "vocab_parallel_cross_entropy(inputs @ weight.T + bias, labels, ...)"
+    with _fused._reverse_mode_only("vocab_parallel_linear_cross_entropy", alternative):
+        return _vocab_parallel_linear_cross_entropy(
+            inputs,
+            weight,
+            labels,
+            axis_name=axis_name,
+            bias=bias,
+            ignore_index=ignore_index,
+            label_smoothing=label_smoothing,
+            z_loss=z_loss,
+            logit_softcap=logit_softcap,
+            reduction=reduction,
+            batch_axis_name=batch_axis_name,
+            chunk_size=chunk_size,
+            where=where,
+        )

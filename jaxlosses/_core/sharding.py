@@ -46,3 +46,41 @@ def take_class(x: jax.Array, index: jax.Array) -> jax.Array:
         return jnp.take_along_axis(x, index[..., None], axis=-1)[..., 0]
     hit = class_iota(x, index.dtype) == index[..., None]
     return jnp.sum(jnp.where(hit, x, jnp.zeros((), x.dtype)), axis=-1)
+
+
+def varying_axes(x: jax.Array) -> frozenset:
+    """The ``shard_map`` mesh axes along which ``x``'s value may differ between devices.
+
+    Empty outside ``shard_map`` and with ``check_vma=False``.
+    """
+    aval = jax.typeof(x)
+    manual = getattr(aval, "manual_axis_type", None)  # jax >= 0.9
+    if manual is not None:
+        return frozenset(manual.varying)
+    return frozenset(getattr(aval, "vma", ()))
+
+
+def vary(x: jax.Array, axes: tuple) -> jax.Array:
+    """``x`` typed as varying over ``axes`` (inside ``shard_map``), a no-op where it is.
+
+    A value is the same on every device of an axis it does not vary over. Casting it to
+    varying moves no data; the cast's transpose is a ``psum`` over those axes, so a
+    gradient computed per device (a partial sum) is summed where the value was shared.
+    Axes that are not ``shard_map``'s (e.g. ``jax.vmap``'s ``axis_name``) are skipped.
+    """
+    manual = jax.sharding.get_abstract_mesh().manual_axes
+    missing = tuple(a for a in axes if a in manual and a not in varying_axes(x))
+    if not missing:
+        return x
+    if hasattr(jax.lax, "pcast"):
+        return jax.lax.pcast(x, missing, to="varying")
+    return jax.lax.pvary(x, missing)  # jax < 0.8
+
+
+def vary_together(arrays, axes: tuple) -> list:
+    """Every array (None kept) typed as varying over ``axes`` and over every axis any of
+    them varies over: one type for all, as ``lax.scan`` carries and ``custom_vjp``
+    cotangents computed from all of them need."""
+    varying = frozenset().union(*(varying_axes(a) for a in arrays if a is not None))
+    axes = tuple(axes) + tuple(sorted(varying - set(axes), key=str))
+    return [None if a is None else vary(a, axes) for a in arrays]

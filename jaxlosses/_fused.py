@@ -35,6 +35,7 @@ from jax.typing import ArrayLike
 from jaxlosses._core import checks
 from jaxlosses._core.classes import ClassInputs, ClassLabels, class_labels, finish_class_loss
 from jaxlosses._core.reduction import compute_dtype, safe_divide
+from jaxlosses._core.sharding import explicit_spec, vary_together
 
 # The automatic token chunk. Every chunk streams the whole weight and its gradient once
 # (several weight-sized memory passes), so larger chunks move fewer bytes; the chunk's
@@ -379,7 +380,7 @@ def _fused_total_fwd(cfg: _Config, x, w, b, y, token_weight, hyper):
             return jnp.sum(wc * _token_loss(*stats, eps, z_loss, cfg))
 
         loss, vjp = jax.vjp(weighted_loss, *stats)
-        coef = vjp(jnp.ones((), loss.dtype))
+        coef = vjp(jnp.ones_like(loss))
         lse = stats[0]
         dx, dw, db = _grads_chunk(xc, yc, w, b, cap, lse, coef, *carry, cfg, s_full=s)
         return (dw, db), (loss, lse, dx)
@@ -565,6 +566,7 @@ def _linear_cross_entropy(
     reduction,
     chunk_size,
     return_lse,
+    where=None,
     fuse_backward=None,
 ):
     if not isinstance(return_lse, bool):
@@ -580,7 +582,27 @@ def _linear_cross_entropy(
         logit_softcap=logit_softcap,
         reduction=reduction,
         chunk_size=chunk_size,
+        where=where,
     )
+    token_spec = explicit_spec(jnp.asarray(inputs))[:-1]
+    if any(s is not None for s in token_spec):
+        return _over_token_shards(
+            token_spec,
+            setup,
+            inputs,
+            weight,
+            labels,
+            bias=bias,
+            ignore_index=ignore_index,
+            label_smoothing=label_smoothing,
+            z_loss=z_loss,
+            logit_softcap=logit_softcap,
+            reduction=reduction,
+            chunk_size=chunk_size,
+            return_lse=return_lse,
+            where=where,
+            fuse_backward=fuse_backward,
+        )
     x, w, b, lab, cfg, (cap, eps, zl), dtype, batch_shape = setup
     acc = compute_dtype(dtype)
     num_tokens = x.shape[0]
@@ -612,6 +634,60 @@ def _linear_cross_entropy(
     if return_lse:
         return loss, lse.reshape(batch_shape)
     return loss
+
+
+def _over_token_shards(token_spec, setup, inputs, weight, labels, *, bias, where, reduction,
+                       return_lse, **options):  # fmt: skip
+    """``_linear_cross_entropy`` of tokens explicitly sharded over mesh axes.
+
+    A ``lax.scan`` over token chunks cannot split its chunks over devices, so each device
+    runs the fused loss on its own tokens (``shard_map`` over the tokens' axes, the
+    weight and bias replicated there) and the sums are added with one ``psum``: the
+    input gradient stays local and the weight gradient is one all-reduce, as for
+    ``cross_entropy`` of ``inputs @ weight.T``. ``token_spec``: the mesh axes of each
+    token dimension of ``inputs``; ``setup``: the validated global arguments.
+    """
+    from jax.sharding import PartitionSpec as P
+
+    mesh = jax.typeof(jnp.asarray(inputs)).sharding.mesh
+    axes = tuple(
+        a for s in token_spec if s is not None for a in (s if isinstance(s, tuple) else (s,))
+    )
+    tokens = P(*token_spec)
+    x = jax.sharding.reshard(setup.x.reshape(inputs.shape), P(*token_spec, None))
+    y = jax.sharding.reshard(jnp.asarray(labels), tokens)
+    w = jax.sharding.reshard(setup.w, P())
+    b = None if setup.b is None else jax.sharding.reshard(setup.b, P())
+    mask = checks.as_where(where, setup.batch_shape)
+    mask = None if mask is None else jax.sharding.reshard(mask, tokens)
+    local_reduction = "none" if reduction == "none" else "sum"
+
+    def local(x, w, b, y, mask):
+        # The weight and bias typed as varying over the token axes: each device's
+        # gradient is its tokens' share, and the cast's transpose (a psum) adds them.
+        x, w, b, y, mask = vary_together([x, w, b, y, mask], axes)
+        out = _linear_cross_entropy(
+            x, w, y, bias=b, where=mask, reduction=local_reduction, return_lse=return_lse,
+            **options,
+        )  # fmt: skip
+        loss, lse = out if return_lse else (out, None)
+        if reduction != "none":
+            loss = jax.lax.psum(loss, axes)
+        return loss, lse
+
+    out_specs = (tokens if reduction == "none" else P(), tokens if return_lse else None)
+    loss, lse = jax.shard_map(
+        local,
+        mesh=mesh,
+        in_specs=(P(*token_spec, None), P(), None if b is None else P(), tokens,
+                  None if mask is None else tokens),
+        out_specs=out_specs,
+        axis_names=set(axes),
+    )(x, w, b, y, mask)  # fmt: skip
+    if reduction == "mean":
+        kept = jnp.sum(setup.lab.kept, dtype=compute_dtype(setup.dtype))
+        loss = safe_divide(loss, kept).astype(loss.dtype)
+    return (loss, lse) if return_lse else loss
 
 
 def _forward_mode_hint(name: str, alternative: str) -> str:
@@ -650,6 +726,7 @@ def linear_cross_entropy(
     reduction: str = "mean",
     chunk_size: int | tuple[int, int] | None = None,
     return_lse: bool = False,
+    where: ArrayLike | None = None,
 ) -> jax.Array | tuple[jax.Array, jax.Array]:
     r"""Cross-entropy of a linear layer's logits, without materialising the logits.
 
@@ -687,6 +764,16 @@ def linear_cross_entropy(
     labels)`` there. Hyperparameters are not differentiated. Works under ``jax.jit`` and
     ``jax.vmap``.
 
+    Several devices: with the tokens of ``inputs`` explicitly sharded (a mesh of
+    ``AxisType.Explicit`` axes, ``jax.make_mesh``'s default, under ``jax.set_mesh``),
+    each device runs the loss on its own tokens and the sums are added: no activation
+    is gathered, and the weight's gradient is one all-reduce, as for the naive path. On
+    ``AxisType.Auto`` axes the compiler cannot split the chunk loop and gathers the
+    tokens on every device (correct, but every device computes every token): use
+    explicit axes, or call it inside ``shard_map`` on each device's tokens. With the
+    weight split over the vocabulary, use
+    :func:`jaxlosses.sharded.vocab_parallel_linear_cross_entropy`.
+
     Args:
       inputs: features, shape ``(..., H)`` (e.g. ``(B, T, H)``).
       weight: the output layer's weight, shape ``(V, H)`` (PyTorch's layout; a Flax
@@ -707,6 +794,9 @@ def linear_cross_entropy(
         float32 block of logits; ``2**27`` on GPU/TPU), within ``[16, 1024]`` on CPU
         (``[16, 8192]`` elsewhere): see :func:`jaxlosses._fused.auto_chunk_size`.
       return_lse: also return the per-token log-sum-exp of the (capped) logits.
+      where: optional boolean mask broadcastable to ``labels``' shape (optax's
+        convention); False tokens are skipped like ``ignore_index`` (loss 0, not in the
+        mean, no gradient).
 
     Returns:
       The loss: a scalar, or per-token losses of ``labels``'s shape for
@@ -747,4 +837,5 @@ def linear_cross_entropy(
             reduction=reduction,
             chunk_size=chunk_size,
             return_lse=return_lse,
+            where=where,
         )

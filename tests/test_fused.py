@@ -194,6 +194,34 @@ def test_scalar_paths_agree_with_recompute_and_blocked_gradient(monkeypatch):
         chex.assert_trees_all_close(got, want, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize(
+    "reduction,chunks", [("mean", "tokens"), ("sum", "vocab"), ("none", "tokens")]
+)
+def test_where_matches_cross_entropy_where(reduction, chunks):
+    """optax's ``where``: a mask broadcast to the labels drops tokens like ignore_index."""
+    x, w, b, y = _data((3, 7), seed=12)
+    mask = np.arange(7) % 3 != 1  # broadcast over the leading axis
+    kw = dict(ignore_index=-100, label_smoothing=0.1, reduction=reduction, where=mask)
+
+    def fused(x, w, b):
+        return jl.linear_cross_entropy(x, w, y, bias=b, chunk_size=CHUNKS[chunks], **kw)
+
+    def naive(x, w, b):
+        return jl.cross_entropy(x @ w.T + b, y, **kw)
+
+    def scalar(fn):
+        return lambda *a: jnp.sum(fn(*a) * np.linspace(0.5, 1.5, fn(*a).size).reshape(
+            fn(*a).shape))  # fmt: skip
+
+    got = jax.jit(jax.value_and_grad(scalar(fused), argnums=(0, 1, 2)))(x, w, b)
+    want = jax.jit(jax.value_and_grad(scalar(naive), argnums=(0, 1, 2)))(x, w, b)
+    chex.assert_trees_all_close(got, want, rtol=1e-5, atol=1e-6)
+    # Masked tokens: no loss and no gradient.
+    per_token = jl.linear_cross_entropy(x, w, y, bias=b, reduction="none", where=mask)
+    assert not np.any(np.asarray(per_token)[:, ~mask])
+    assert not np.any(np.asarray(got[1][0])[:, ~mask])
+
+
 # --------------------------------------------------------------------------------------
 # Edge cases
 

@@ -326,3 +326,39 @@ def test_bad_arguments_raise_at_trace_time(kwargs, error, match):
     x, y = kwargs.pop("x", X), kwargs.pop("y", LABELS)
     with pytest.raises(error, match=match):
         jax.eval_shape(plain(**kwargs), x, W, y)
+
+
+# --------------------------------------------------------------------------------------
+# jaxlosses.linear_cross_entropy itself with explicitly sharded tokens (under jit).
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_linear_cross_entropy_with_explicitly_sharded_tokens(reduction):
+    """Tokens split over both axes of an explicit 4x2 mesh, (4, 10) of them in a 2-D batch:
+    each device runs the fused loss on its tokens; the values, the per-token lse and the
+    gradients of inputs, weight and bias equal one device's, and only all-reduces (of the
+    sums and of the weight's and bias' gradients) cross devices."""
+    mesh = make_mesh("4x2-explicit")
+    labels = labels_for(-100)[:40].reshape(4, 10)
+    mask = WHERE[:40].reshape(4, 10)
+    cot = COTS[reduction][:40].reshape(4, 10) if reduction == "none" else COTS[reduction]
+    lse_cot = jnp.asarray(R.uniform(0.5, 1.5, size=(4, 10)), jnp.float32)
+
+    def f(x, w, b, labels, mask):
+        loss, lse = jl.linear_cross_entropy(
+            x, w, labels, bias=b, where=mask, label_smoothing=0.1, z_loss=1e-3,
+            reduction=reduction, chunk_size=4, return_lse=True,
+        )  # fmt: skip
+        return jnp.sum(loss * cot) + jnp.sum(lse * lse_cot)
+
+    run = jax.jit(jax.value_and_grad(f, argnums=(0, 1, 2)))
+    args = (X[:40].reshape(4, 10, H), W, B, labels, mask)
+    want = run(*args)
+    specs = (P("data", "model", None), P(), P(), P("data", "model"), P("data", "model"))
+    placed = place(mesh, args, specs)
+    with jax.set_mesh(mesh):
+        compiled = run.lower(*placed).compile()
+        got = compiled(*placed)
+    chex.assert_trees_all_close(got, want, rtol=1e-5, atol=1e-6)
+    assert jax.typeof(got[1][0]).sharding.spec == P("data", "model", None)
+    assert set(collectives(compiled.as_text())) == {"all-reduce"}

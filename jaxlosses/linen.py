@@ -36,8 +36,8 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxlosses import _binary, _multiclass, _multilabel, _overlap
-from jaxlosses._core.modules import LossSpec, loss_spec
+from jaxlosses import _binary, _fused, _multiclass, _multilabel, _overlap
+from jaxlosses._core.modules import CALL_ARGUMENTS, LossSpec, loss_spec
 
 __all__ = [
     "BCELoss",
@@ -47,6 +47,7 @@ __all__ = [
     "F1Loss",
     "FocalLoss",
     "LabelSmoothingLoss",
+    "LinearCrossEntropyLoss",
     "Loss",
     "MultiLabelSoftMarginLoss",
     "NLLLoss",
@@ -61,7 +62,8 @@ class Loss(nn.Module):
     """Base of the linen loss modules: one dataclass field per hyperparameter of ``fn``.
 
     A subclass names its function, ``class MyLoss(Loss, fn=my_loss): ...``; the fields
-    are read from ``my_loss``'s keyword-only arguments (``where`` excepted). A loss whose
+    are read from ``my_loss``'s keyword-only arguments (``where`` excepted, and any
+    other argument named in ``call_arguments=(...)``, passed at each call). A loss whose
     inputs are not ``(input, target)`` overrides ``__call__`` (``@nn.compact``) and calls
     ``self.forward(*inputs, where=where)``.
 
@@ -85,10 +87,16 @@ class Loss(nn.Module):
     fn: ClassVar[Callable[..., jax.Array]]
     spec: ClassVar[LossSpec]
 
-    def __init_subclass__(cls, *, fn: Callable[..., jax.Array] | None = None, **kwargs):
+    def __init_subclass__(
+        cls,
+        *,
+        fn: Callable[..., jax.Array] | None = None,
+        call_arguments: tuple[str, ...] = CALL_ARGUMENTS,
+        **kwargs,
+    ):
         if fn is not None:
             cls.fn = staticmethod(fn)
-            cls.spec = loss_spec(fn)
+            cls.spec = loss_spec(fn, call_arguments)
             # The fields, declared before linen turns the class into a dataclass
             # (required ones first, as dataclasses want).
             required = [k for k, v in cls.spec.defaults.items() if v is inspect.Parameter.empty]
@@ -111,9 +119,11 @@ class Loss(nn.Module):
             values[name] = value
         return values
 
-    def forward(self, *inputs: ArrayLike, where: ArrayLike | None = None) -> jax.Array:
-        """``fn(*inputs, where=where, **hyperparameters)``."""
-        return type(self).fn(*inputs, where=where, **self.hyperparameters())
+    def forward(
+        self, *inputs: ArrayLike, where: ArrayLike | None = None, **call_arguments: Any
+    ) -> jax.Array:
+        """``fn(*inputs, where=where, **call_arguments, **hyperparameters)``."""
+        return type(self).fn(*inputs, where=where, **call_arguments, **self.hyperparameters())
 
     @nn.compact
     def __call__(
@@ -290,3 +300,44 @@ class DiceLoss(Loss, fn=_overlap.dice_loss):
       >>> round(float(loss.apply(variables, logits, labels)), 4)
       0.2609
     """
+
+
+class LinearCrossEntropyLoss(
+    Loss, fn=_fused.linear_cross_entropy, call_arguments=("where", "bias")
+):
+    """:func:`jaxlosses.linear_cross_entropy`: the output layer fused into the loss.
+
+    Its fields are hyperparameters only; the output layer's weight ``(V, H)`` and bias
+    belong to the model and are passed at each call,
+    ``loss.apply(variables, inputs, weight, labels, bias=None, where=None)``. A
+    ``linen.Dense(V)`` head's kernel is ``(H, V)``: pass its transpose (XLA folds it into
+    the matrix products) and never apply the head, so the ``N x V`` logits are never built.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> import flax.linen
+      >>> from jaxlosses import linen
+      >>> x = jax.random.normal(jax.random.key(0), (2, 3, 4))  # (batch, time, hidden)
+      >>> y = jnp.array([[1, 2, 3], [4, -100, 9]])
+      >>> head = flax.linen.Dense(10)
+      >>> params = head.init(jax.random.key(1), x)["params"]
+      >>> loss = linen.LinearCrossEntropyLoss(z_loss=1e-4)
+      >>> w, b = params["kernel"].T, params["bias"]
+      >>> fused = loss.apply({}, x, w, y, bias=b)
+      >>> naive = linen.CrossEntropyLoss().apply({}, head.apply({"params": params}, x), y)
+      >>> naive = naive + 1e-4 * jnp.mean(
+      ...     jax.nn.logsumexp(x @ w.T + b, axis=-1)[y != -100] ** 2)
+      >>> bool(jnp.allclose(fused, naive, rtol=1e-5))
+      True
+    """
+
+    @nn.compact
+    def __call__(
+        self,
+        inputs: ArrayLike,
+        weight: ArrayLike,
+        labels: ArrayLike,
+        bias: ArrayLike | None = None,
+        where: ArrayLike | None = None,
+    ) -> jax.Array:
+        return self.forward(inputs, weight, labels, bias=bias, where=where)

@@ -44,8 +44,8 @@ import jax.numpy as jnp
 from flax import nnx
 from jax.typing import ArrayLike
 
-from jaxlosses import _binary, _multiclass, _multilabel, _overlap
-from jaxlosses._core.modules import LossSpec, loss_spec
+from jaxlosses import _binary, _fused, _multiclass, _multilabel, _overlap
+from jaxlosses._core.modules import CALL_ARGUMENTS, LossSpec, loss_spec
 
 __all__ = [
     "BCELoss",
@@ -55,6 +55,7 @@ __all__ = [
     "F1Loss",
     "FocalLoss",
     "LabelSmoothingLoss",
+    "LinearCrossEntropyLoss",
     "Loss",
     "LossHyperparameter",
     "MultiLabelSoftMarginLoss",
@@ -87,7 +88,8 @@ class Loss(nnx.Module):
     """Base of the loss modules: binds a loss function's hyperparameters and calls it.
 
     A subclass names its function, ``class MyLoss(Loss, fn=my_loss): ...``; its
-    constructor then takes ``my_loss``'s keyword-only arguments (``where`` excepted)
+    constructor then takes ``my_loss``'s keyword-only arguments (``where`` excepted, and
+    any other argument named in ``call_arguments=(...)``, passed at each call instead)
     with the same defaults. A loss whose inputs are not ``(input, target)`` overrides
     ``__call__`` and calls ``self.forward(*inputs, where=where)``.
 
@@ -112,11 +114,17 @@ class Loss(nnx.Module):
     fn: ClassVar[Callable[..., jax.Array]]
     spec: ClassVar[LossSpec]
 
-    def __init_subclass__(cls, *, fn: Callable[..., jax.Array] | None = None, **kwargs):
+    def __init_subclass__(
+        cls,
+        *,
+        fn: Callable[..., jax.Array] | None = None,
+        call_arguments: tuple[str, ...] = CALL_ARGUMENTS,
+        **kwargs,
+    ):
         super().__init_subclass__(**kwargs)
         if fn is not None:
             cls.fn = staticmethod(fn)
-            cls.spec = loss_spec(fn)
+            cls.spec = loss_spec(fn, call_arguments)
 
     def __init__(self, **hyperparameters: Any):
         if not hasattr(type(self), "spec"):
@@ -135,9 +143,11 @@ class Loss(nnx.Module):
             values[name] = value[...] if isinstance(value, nnx.Variable) else value
         return values
 
-    def forward(self, *inputs: ArrayLike, where: ArrayLike | None = None) -> jax.Array:
-        """``fn(*inputs, where=where, **hyperparameters)``."""
-        return type(self).fn(*inputs, where=where, **self.hyperparameters())
+    def forward(
+        self, *inputs: ArrayLike, where: ArrayLike | None = None, **call_arguments: Any
+    ) -> jax.Array:
+        """``fn(*inputs, where=where, **call_arguments, **hyperparameters)``."""
+        return type(self).fn(*inputs, where=where, **call_arguments, **self.hyperparameters())
 
     def __call__(
         self, input: ArrayLike, target: ArrayLike, where: ArrayLike | None = None
@@ -283,3 +293,42 @@ class DiceLoss(Loss, fn=_overlap.dice_loss):
       >>> round(float(loss(logits, labels)), 4)
       0.2609
     """
+
+
+class LinearCrossEntropyLoss(
+    Loss, fn=_fused.linear_cross_entropy, call_arguments=("where", "bias")
+):
+    """:func:`jaxlosses.linear_cross_entropy`: the output layer fused into the loss.
+
+    PyTorch's ``torch.nn.functional.linear_cross_entropy`` as a module. It holds only
+    hyperparameters (``label_smoothing``, ``z_loss``, ``chunk_size``, ...); the output
+    layer's weight ``(V, H)`` and bias ``(V,)`` belong to the model and are passed at each
+    call, ``loss(inputs, weight, labels, bias=None, where=None)``, so the model's
+    optimizer trains them. An ``nnx.Linear(H, V)`` head's kernel is ``(H, V)``: pass
+    ``head.kernel[...].T`` (XLA folds the transpose into the matrix products) and
+    ``head.bias[...]``, and do not call the head itself: the ``N x V`` logits are never
+    built.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from flax import nnx
+      >>> from jaxlosses import nn
+      >>> head = nnx.Linear(4, 10, rngs=nnx.Rngs(0))
+      >>> x = jax.random.normal(jax.random.key(0), (2, 3, 4))  # (batch, time, hidden)
+      >>> y = jnp.array([[1, 2, 3], [4, -100, 9]])
+      >>> loss = nn.LinearCrossEntropyLoss(label_smoothing=0.1, chunk_size=4)
+      >>> fused = loss(x, head.kernel[...].T, y, bias=head.bias[...])
+      >>> naive = nn.CrossEntropyLoss(label_smoothing=0.1)(head(x), y)
+      >>> bool(jnp.allclose(fused, naive, rtol=1e-5))
+      True
+    """
+
+    def __call__(
+        self,
+        inputs: ArrayLike,
+        weight: ArrayLike,
+        labels: ArrayLike,
+        bias: ArrayLike | None = None,
+        where: ArrayLike | None = None,
+    ) -> jax.Array:
+        return self.forward(inputs, weight, labels, bias=bias, where=where)

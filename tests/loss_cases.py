@@ -13,6 +13,7 @@ YK = jnp.asarray(R.integers(0, 5, size=6))  # no ignore_index, for F1/Dice/label
 T = jnp.asarray(R.uniform(size=(6, 5)) < 0.5, jnp.float32)
 W = jnp.asarray(R.uniform(0.5, 2.0, size=5), jnp.float32)
 WHERE = jnp.asarray([True, True, False, True, True, False])
+W_OUT = jnp.asarray(R.standard_normal((7, 5)) * 0.5, jnp.float32)  # an output layer, V = 7
 
 # module -> (function, hyperparameters, inputs, where)
 CASES = {
@@ -41,4 +42,10 @@ CASES = {
     "LabelSmoothingLoss": (jl.label_smoothing_loss, {"smoothing": 0.3}, (X, YK), WHERE),
     "F1Loss": (jl.f1_loss, {"epsilon": 0.01}, (X, YK), WHERE),
     "DiceLoss": (jl.dice_loss, {"smooth": 0.25}, (X, YK), None),
+    "LinearCrossEntropyLoss": (
+        jl.linear_cross_entropy,
+        {"label_smoothing": 0.1, "z_loss": 1e-3, "chunk_size": 4},
+        (X, W_OUT, Y),  # X read as features (H = 5)
+        WHERE,
+    ),
 }

@@ -22,8 +22,8 @@ def test_every_module_is_tested():
 def test_module_equals_function_and_keeps_arrays_in_their_collection(name):
     fn, kwargs, inputs, where = CASES[name]
     module = getattr(linen, name)(**kwargs)
-    variables = module.init(jax.random.key(0), *inputs, where)
-    got = module.apply(variables, *inputs, where)
+    variables = module.init(jax.random.key(0), *inputs, where=where)
+    got = module.apply(variables, *inputs, where=where)
     chex.assert_trees_all_equal(got, fn(*inputs, where=where, **kwargs))
     assert not np.allclose(got, fn(*inputs, where=where))
     arrays = {k for k, v in kwargs.items() if isinstance(v, jax.Array)}
@@ -85,3 +85,25 @@ def test_training_updates_params_only_and_compiles_once():
     assert losses[-1] < 0.5 * losses[0]
     # a new weight is new data, not a new program
     step(params, opt_state, {linen.HYPERPARAMETERS: {"FocalLoss_0": {"weight": jnp.ones(5)}}}, X, Y)
+
+
+def test_linear_cross_entropy_module_takes_the_heads_parameters_at_the_call():
+    head = fnn.Dense(7)
+    params = head.init(jax.random.key(0), X)["params"]
+    loss = linen.LinearCrossEntropyLoss(reduction="sum", logit_softcap=3.0)
+    assert loss.init(jax.random.key(0), X, params["kernel"].T, Y) == {}
+
+    def fused(params):
+        w, b = params["kernel"].T, params["bias"]
+        return loss.apply({}, X, w, Y, bias=b, where=WHERE)
+
+    def naive(params):
+        logits = 3.0 * jnp.tanh(head.apply({"params": params}, X) / 3.0)
+        return jl.cross_entropy(logits, Y, reduction="sum", where=WHERE)
+
+    chex.assert_trees_all_close(
+        jax.jit(jax.value_and_grad(fused))(params),
+        jax.value_and_grad(naive)(params),
+        rtol=1e-5,
+        atol=1e-6,
+    )

@@ -12,7 +12,8 @@ Hyperparameters are of two kinds:
 * **static** ones (``reduction``, ``gamma``, ``label_smoothing``, ``ignore_index``, ...):
   Python values that are part of the compiled program (changing one recompiles).
 
-``where`` is a call argument, not a hyperparameter.
+``where`` is a call argument, not a hyperparameter; so is any argument a module names
+as one (``linear_cross_entropy``'s ``bias``, a trained parameter of the output layer).
 """
 
 from __future__ import annotations
@@ -70,11 +71,16 @@ class LossSpec(NamedTuple):
         return name in self.arrays or isinstance(value, jax.Array | np.ndarray)
 
 
-def loss_spec(fn: Callable[..., jax.Array]) -> LossSpec:
-    """Reads the keyword-only hyperparameters of a loss function ``fn(*inputs, *, ...)``."""
+def loss_spec(
+    fn: Callable[..., jax.Array], call_arguments: tuple[str, ...] = CALL_ARGUMENTS
+) -> LossSpec:
+    """Reads the keyword-only hyperparameters of a loss function ``fn(*inputs, *, ...)``.
+
+    ``call_arguments``: keyword-only arguments passed at each call, not hyperparameters.
+    """
     defaults, arrays = {}, []
     for name, param in inspect.signature(fn).parameters.items():
-        if param.kind is not inspect.Parameter.KEYWORD_ONLY or name in CALL_ARGUMENTS:
+        if param.kind is not inspect.Parameter.KEYWORD_ONLY or name in call_arguments:
             continue
         defaults[name] = param.default
         if "ArrayLike" in str(param.annotation):

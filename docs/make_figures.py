@@ -284,31 +284,72 @@ def focal_gradient(plt):
 
 
 def benchmark(plt, path: pathlib.Path):
-    """A bar chart of one ``bench_cross_entropy.py --json`` result."""
+    """Time and memory of a ``bench_cross_entropy.py`` or ``bench_fused.py`` ``--json`` result."""
     import numpy as np
 
     data = json.loads(path.read_text())
-    rows = data["rows"]
-    names = [r["name"] for r in rows]
-    ms = np.asarray([r["ms"] for r in rows])
-    fig, ax = plt.subplots(figsize=(7.0, 0.5 + 0.45 * len(rows)))
-    colours = [GREY if "copy" in n else (BLUE if "jaxlosses" in n else ORANGE) for n in names]
-    y = np.arange(len(rows))[::-1]
-    ax.barh(y, ms, color=colours)
-    for yi, r in zip(y, rows, strict=True):
-        ax.text(
-            r["ms"],
-            yi,
-            f"  {r['ms']:.1f} ms  ({r['vs_optax']:.2f}x optax, {r['vs_copy']:.1f}x copy)",
-            va="center",
-        )
-    ax.set_yticks(y, names)
-    ax.set_xlim(0, ms.max() * 1.8)
-    ax.grid(axis="y", visible=False)
-    ax.set(
-        xlabel="milliseconds (median), forward + backward, jit",
-        title=f"Cross-entropy, N = {data['n']}, C = {data['c']}, {data['repeats']} repeats"
-        + (f", {data['device']}" if data.get("device") else ""),
+    if "results" in data:
+        return fused_benchmark(plt, path, data)
+    sweep, meta = data["sweep"], data["meta"]
+    cs = np.asarray([entry["c"] for entry in sweep])
+    names = [r["name"] for r in sweep[0]["rows"]]
+    fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(10.0, 3.8), layout="constrained")
+    for name in names:
+        rows = [next(r for r in entry["rows"] if r["name"] == name) for entry in sweep]
+        colour = GREY if "copy" in name else BLUE if "jaxlosses" in name else ORANGE
+        if "torch" in name:
+            colour = "#8c564b"
+        style = "--" if "smoothing" in name or "copy" in name else "-"
+        ax_t.plot(cs, [r["ms"] for r in rows], style, marker="o", color=colour, label=name)
+        temps = [r["temp_mib"] for r in rows]
+        if all(t is not None for t in temps):
+            ax_m.plot(cs, np.maximum(temps, 1e-2), style, marker="o", color=colour, label=name)
+    ax_m.plot(cs, 4 * meta["n"] * cs / 2**20, ":", color="black", label="one N x C float32 array")
+    ax_t.set(xscale="log", yscale="log", xlabel="classes C", ylabel="milliseconds (median)",
+             title="forward + backward time")  # fmt: skip
+    ax_m.set(xscale="log", yscale="log", xlabel="classes C", ylabel="MiB",
+             title="XLA temporary memory (0 drawn at 0.01)")  # fmt: skip
+    ax_t.legend(fontsize=7)
+    ax_m.legend(fontsize=7)
+    fig.suptitle(f"Cross-entropy, float32, N = {meta['n']}, {meta['device']}, {meta['cpus']} CPUs")
+    return _save(fig, f"bench_{path.stem}.png")
+
+
+def fused_benchmark(plt, path: pathlib.Path, data: dict):
+    """Time and XLA temp memory per size of a ``bench_fused.py --json`` result."""
+    import numpy as np
+
+    impls = [
+        ("jaxlosses", "jaxlosses.linear_cross_entropy", BLUE),
+        ("naive", "naive x @ W.T + optax", ORANGE),
+        ("gemms", "3 GEMMs (floor)", GREY),
+        ("torch_chunked", "torch chunked", "#8c564b"),
+        ("torch_reference", "torch reference", "#e377c2"),
+    ]
+    results = data["results"]
+    labels = ["N={}, H={}, V={}".format(*r["size"]) for r in results]
+    fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(10.0, 3.8), layout="constrained")
+    x = np.arange(len(results))
+    for ax, field, ylabel, title in (
+        (ax_t, "time_ms", "seconds (median)", "forward + backward time"),
+        (ax_m, "temp_mib", "MiB", "XLA temporary memory"),
+    ):
+        series = [
+            (name, colour, [r["rows"].get(key, {}).get(field, np.nan) for r in results])
+            for key, name, colour in impls
+        ]
+        series = [s for s in series if not np.all(np.isnan(s[2]))]
+        width = 0.8 / len(series)
+        for i, (name, colour, values) in enumerate(series):
+            values = np.asarray(values) / (1e3 if field == "time_ms" else 1.0)
+            ax.bar(x + i * width, values, width, label=name, color=colour)
+        ax.set_xticks(x + 0.4 - width / 2, labels)
+        ax.grid(axis="x", visible=False)
+        ax.set(ylabel=ylabel, title=title, yscale="log")
+    ax_t.legend(fontsize=8)
+    meta = data["meta"]
+    fig.suptitle(
+        f"Fused linear + cross-entropy, {meta['dtype']}, {meta['device']}, {meta['cpus']} CPUs"
     )
     return _save(fig, f"bench_{path.stem}.png")
 

@@ -554,36 +554,16 @@ def _setup(
 
 
 def _linear_cross_entropy(
-    inputs,
-    weight,
-    labels,
-    *,
-    bias,
-    ignore_index,
-    label_smoothing,
-    z_loss,
-    logit_softcap,
-    reduction,
-    chunk_size,
-    return_lse,
-    where=None,
-    fuse_backward=None,
+    inputs, weight, labels, *, reduction, return_lse, fuse_backward=None, **options
 ):
+    """``linear_cross_entropy``; ``options``: the keyword arguments of :func:`_setup`.
+
+    ``fuse_backward`` forces (True) or forbids (False) the gradient-in-forward kernel;
+    None picks it for scalar reductions without vocabulary chunks.
+    """
     if not isinstance(return_lse, bool):
         raise TypeError(f"return_lse must be a bool, got {return_lse!r}")
-    setup = _setup(
-        inputs,
-        weight,
-        labels,
-        bias=bias,
-        ignore_index=ignore_index,
-        label_smoothing=label_smoothing,
-        z_loss=z_loss,
-        logit_softcap=logit_softcap,
-        reduction=reduction,
-        chunk_size=chunk_size,
-        where=where,
-    )
+    setup = _setup(inputs, weight, labels, reduction=reduction, **options)
     token_spec = explicit_spec(jnp.asarray(inputs))[:-1]
     if any(s is not None for s in token_spec):
         return _over_token_shards(
@@ -592,16 +572,10 @@ def _linear_cross_entropy(
             inputs,
             weight,
             labels,
-            bias=bias,
-            ignore_index=ignore_index,
-            label_smoothing=label_smoothing,
-            z_loss=z_loss,
-            logit_softcap=logit_softcap,
             reduction=reduction,
-            chunk_size=chunk_size,
             return_lse=return_lse,
-            where=where,
             fuse_backward=fuse_backward,
+            **options,
         )
     x, w, b, lab, cfg, (cap, eps, zl), dtype, batch_shape = setup
     acc = compute_dtype(dtype)
@@ -636,8 +610,8 @@ def _linear_cross_entropy(
     return loss
 
 
-def _over_token_shards(token_spec, setup, inputs, weight, labels, *, bias, where, reduction,
-                       return_lse, **options):  # fmt: skip
+def _over_token_shards(token_spec, setup, inputs, weight, labels, *, reduction, return_lse,
+                       bias=None, where=None, **options):  # fmt: skip
     """``_linear_cross_entropy`` of tokens explicitly sharded over mesh axes.
 
     A ``lax.scan`` over token chunks cannot split its chunks over devices, so each device
@@ -654,7 +628,8 @@ def _over_token_shards(token_spec, setup, inputs, weight, labels, *, bias, where
         a for s in token_spec if s is not None for a in (s if isinstance(s, tuple) else (s,))
     )
     tokens = P(*token_spec)
-    x = jax.sharding.reshard(setup.x.reshape(inputs.shape), P(*token_spec, None))
+    x = setup.x.reshape(setup.batch_shape + setup.x.shape[-1:])
+    x = jax.sharding.reshard(x, P(*token_spec, None))
     y = jax.sharding.reshard(jnp.asarray(labels), tokens)
     w = jax.sharding.reshard(setup.w, P())
     b = None if setup.b is None else jax.sharding.reshard(setup.b, P())

@@ -42,12 +42,16 @@ from jaxlosses._core.sharding import explicit_spec, vary_together
 # T x V float32 block of logits bounds the memory. Measured on 2 CPU cores, N, H, V =
 # 2048, 512, 32768, float32: chunks of 64 / 128 / 256 tokens ran 1.22 / 1.07 / 0.92 x
 # the naive path; on an H200 (bf16, 16384, 4096, 131072) chunks of 64 / 256 / 1024 ran
-# 7.5 / 2.2 / 0.96 x. Hence a larger block on accelerators.
-_LOGITS_BUDGET = {"cpu": 1 << 24, "accelerator": 1 << 27}  # elements of one block
+# 7.5 / 2.2 / 0.96 x (an earlier kernel); with the current one, blocks of 2**27 / 2**28 /
+# 2**29 logits (chunks of 1024 / 2048 / 4096) ran 1.32 / 1.14 / 1.06 x with 2.6 / 2.7 /
+# 6.2 GiB of XLA temp memory (naive: 20 GiB). Hence a larger block on accelerators.
+_LOGITS_BUDGET = {"cpu": 1 << 24, "accelerator": 1 << 28}  # elements of one block
 _MAX_TOKEN_CHUNK = {"cpu": 1024, "accelerator": 8192}
 _MIN_TOKEN_CHUNK = 16
 # Blocks of the vocabulary in the backward pass hold at most _GRAD_BUDGET weight elements.
-_GRAD_BUDGET = 1 << 20
+# Small blocks keep XLA:CPU's updates of the weight gradient in cache; on the H200 the
+# 512 blocks that 2**20 gives at H, V = 4096, 131072 made the step 2.4 x slower than 8.
+_GRAD_BUDGET = {"cpu": 1 << 20, "accelerator": 1 << 27}
 
 
 class _Config(NamedTuple):
@@ -71,29 +75,35 @@ def _pow2_floor(n: int) -> int:
     return 1 << max(0, int(n).bit_length() - 1)
 
 
+def _backend_kind(backend: str | None = None) -> str:
+    backend = jax.default_backend() if backend is None else backend
+    return "cpu" if backend == "cpu" else "accelerator"
+
+
 def auto_chunk_size(num_tokens: int, num_classes: int, backend: str | None = None) -> int:
     """The token chunk chosen when ``chunk_size=None``.
 
     The largest power of two ``T`` with ``T * V <= 2**24`` on CPU (a 64 MiB float32
-    block of logits) or ``2**27`` on GPU and TPU (512 MiB), and ``T <= N / 8`` (so the
+    block of logits) or ``2**28`` on GPU and TPU (1 GiB), and ``T <= N / 8`` (so the
     block stays well under the naive path's two ``N x V`` buffers); then clipped to
     ``[16, 1024]`` on CPU, ``[16, 8192]`` elsewhere. ``backend`` defaults to
     ``jax.default_backend()``.
     """
-    backend = jax.default_backend() if backend is None else backend
-    kind = "cpu" if backend == "cpu" else "accelerator"
+    kind = _backend_kind(backend)
     t = _pow2_floor(max(1, _LOGITS_BUDGET[kind] // max(1, num_classes)))
     t = min(t, _pow2_floor(max(1, num_tokens // 8)))
     return min(max(t, _MIN_TOKEN_CHUNK), _MAX_TOKEN_CHUNK[kind])
 
 
 def _grad_block(num_classes: int, hidden: int) -> int:
-    """Classes per backward block: ``V`` split evenly into blocks of ``<= 2**20 / H``.
+    """Classes per backward block: ``V`` split evenly into blocks of ``<= 2**20 / H``
+    (``2**27 / H`` on GPU and TPU).
 
     At least 8 blocks of at least 128 classes where ``V`` allows, so that a block's
     ``dL/dlogits`` stays small next to the chunk's logits.
     """
-    blocks = max(-(-num_classes * hidden // _GRAD_BUDGET), min(8, num_classes // 128))
+    budget = _GRAD_BUDGET[_backend_kind()]
+    blocks = max(-(-num_classes * hidden // budget), min(8, num_classes // 128))
     return -(-num_classes // max(1, blocks))
 
 
@@ -766,7 +776,7 @@ def linear_cross_entropy(
         vocabulary (for vocabularies so large that even a few rows of logits do not fit;
         costs a fourth GEMM). Sizes need not divide ``N`` or ``V``. ``None`` picks the
         largest power of two ``T <= N / 8`` with ``T * V <= 2**24`` on CPU (a 64 MiB
-        float32 block of logits; ``2**27`` on GPU/TPU), within ``[16, 1024]`` on CPU
+        float32 block of logits; ``2**28`` on GPU/TPU), within ``[16, 1024]`` on CPU
         (``[16, 8192]`` elsewhere): see :func:`jaxlosses._fused.auto_chunk_size`.
       return_lse: also return the per-token log-sum-exp of the (capped) logits.
       where: optional boolean mask broadcastable to ``labels``' shape (optax's

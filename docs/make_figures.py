@@ -125,15 +125,15 @@ def label_smoothing(plt):
         return (
             jl.cross_entropy(logits, labels, reduction="none"),
             jl.cross_entropy(logits, labels, label_smoothing=eps, reduction="none"),
-            jl.label_smoothing_loss(logits, labels, smoothing=eps, reduction="none"),
+            jl.label_smoothing_loss(logits, labels, label_smoothing=eps, reduction="none"),
         )
 
     p = np.linspace(0.05, 1.0 - 1e-6, 500, dtype=np.float32)
-    plain, pytorch, seeds = losses(p)
+    plain, pytorch, others = losses(p)
     curves = [
         ("plain cross-entropy", plain, GREY, "--"),
         (f"cross_entropy(label_smoothing={eps:g})  (PyTorch's)", pytorch, BLUE, "-"),
-        (f"label_smoothing_loss(smoothing={eps:g})  (the seeds')", seeds, ORANGE, "-"),
+        (f"label_smoothing_loss(label_smoothing={eps:g})", others, ORANGE, "-"),
     ]
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     x = np.asarray(p)
@@ -151,7 +151,7 @@ def label_smoothing(plt):
                 color=colour,
                 arrowprops={"arrowstyle": "-", "color": colour},
             )
-    # the optimum of PyTorch's smoothing is 1 - eps + eps / C, of the seeds' 1 - s
+    # the optimum of PyTorch's smoothing is 1 - eps + eps / C, of label_smoothing_loss 1 - s
     assert abs(x[np.argmin(np.asarray(curves[1][1]))] - (1 - eps + eps / num_classes)) < 5e-3
     assert abs(x[np.argmin(np.asarray(curves[2][1]))] - (1 - eps)) < 5e-3
     ax.set(

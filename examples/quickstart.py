@@ -1,4 +1,4 @@
-"""jaxlosses in two minutes: the seed documents' numbers, then a jitted training step.
+"""jaxlosses in two minutes: worked numbers of PyTorch tutorials, then a jitted training step.
 
 Run:  python examples/quickstart.py
 """
@@ -14,7 +14,7 @@ import optax
 import jaxlosses as jl
 
 
-def seed_numbers() -> dict[str, float]:
+def tutorial_numbers() -> dict[str, float]:
     """The worked numbers of PyTorch tutorials, computed with jaxlosses."""
     ones, x = jnp.ones(10), jnp.full(10, 1.3)
     score = jnp.array(
@@ -86,8 +86,8 @@ def main(argv=None) -> None:
     parser.add_argument("--steps", type=int, default=200)
     args = parser.parse_args(argv)
 
-    print("The seed documents' numbers [expected]:")
-    for name, value in seed_numbers().items():
+    print("Worked numbers of PyTorch tutorials [expected]:")
+    for name, value in tutorial_numbers().items():
         print(f"  {name}  {float(value):.4f}")
 
     print(f"\nWeighted, label-smoothed cross-entropy, jitted Adam step x {args.steps}:")

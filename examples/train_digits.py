@@ -3,7 +3,7 @@
 The digits (8x8 images, 10 classes, bundled with scikit-learn: no download) are split
 into a balanced held-out test set and a training set. Each loss trains the same MLP
 twice: on the full training set, and on an imbalanced one where digits 5-9 keep only
-10% of their examples. The losses are the flax modules of ``jaxlosses.nn``:
+10% of their examples. The losses are the flax modules of ``jaxlosses.nnx``:
 
 * cross-entropy,
 * cross-entropy with label smoothing 0.1,
@@ -34,7 +34,7 @@ from sklearn.datasets import load_digits
 from sklearn.metrics import accuracy_score, f1_score, recall_score
 from tqdm import tqdm
 
-from jaxlosses import nn
+import jaxlosses as jl
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
@@ -92,19 +92,21 @@ class MLP(nnx.Module):
 class Classifier(nnx.Module):
     """An MLP that carries its loss module (and so the loss's class weight, if any)."""
 
-    def __init__(self, mlp: MLP, loss: nn.Loss):
+    def __init__(self, mlp: MLP, loss: jl.nnx.Loss):
         self.mlp = mlp
         self.loss = loss
 
 
-def make_losses(train_labels) -> dict[str, nn.Loss]:
+def make_losses(train_labels) -> dict[str, jl.nnx.Loss]:
     counts = np.bincount(train_labels, minlength=NUM_CLASSES)
     inverse_frequency = len(train_labels) / (NUM_CLASSES * np.maximum(counts, 1))
     return {
-        "cross-entropy": nn.CrossEntropyLoss(),
-        "label smoothing 0.1": nn.CrossEntropyLoss(label_smoothing=0.1),
-        "focal gamma=2": nn.FocalLoss(gamma=2.0),
-        "class weights": nn.CrossEntropyLoss(weight=jnp.asarray(inverse_frequency, jnp.float32)),
+        "cross-entropy": jl.nnx.CrossEntropyLoss(),
+        "label smoothing 0.1": jl.nnx.CrossEntropyLoss(label_smoothing=0.1),
+        "focal gamma=2": jl.nnx.FocalLoss(gamma=2.0),
+        "class weights": jl.nnx.CrossEntropyLoss(
+            weight=jnp.asarray(inverse_frequency, jnp.float32)
+        ),
     }
 
 

@@ -1,4 +1,4 @@
-"""jaxlosses: classification losses for JAX with PyTorch's numbers and optax's conventions."""
+"""jaxlosses: loss functions for JAX with PyTorch's names and numbers and optax's conventions."""
 
 from jaxlosses import per_example as per_example
 from jaxlosses import sharded as sharded
@@ -18,9 +18,9 @@ from jaxlosses._overlap import f1_loss as f1_loss
 
 __version__ = "0.1.0"
 
-# Submodules that import Flax are loaded on first use: ``jaxlosses.nn.CrossEntropyLoss``
+# Submodules that import Flax are loaded on first use: ``jaxlosses.nnx.CrossEntropyLoss``
 # works after a plain ``import jaxlosses``, which itself stays light.
-_LAZY_SUBMODULES = ("linen", "nn", "optax_compat")
+_LAZY_SUBMODULES = ("linen", "nnx", "optax_compat")
 
 
 def __getattr__(name: str):
@@ -51,7 +51,7 @@ __all__ = [
     "log_softmax",
     "multilabel_soft_margin_loss",
     "nll_loss",
-    "nn",
+    "nnx",
     "optax_compat",
     "per_example",
     "sharded",

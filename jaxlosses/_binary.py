@@ -11,15 +11,16 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxlosses._core import checks, stable
+from jaxlosses._core.checks import REDUCTION, hyperparameters, real
 from jaxlosses._core.reduction import Unreduced, apply_mask, compute_dtype
 
 
-def _elementwise_inputs(name: str, x, targets):
-    x = checks.as_float_array(name, x)
-    targets = checks.as_numeric_array("targets", targets)
-    checks.check_same_shape(name, x, "targets", targets)
+def _elementwise_inputs(x, target):
+    x = checks.as_float_array("input", x)
+    target = checks.as_numeric_array("target", target)
+    checks.check_same_shape("input", x, "target", target)
     dtype = compute_dtype(x.dtype)
-    return x.astype(dtype), targets.astype(dtype), x.dtype
+    return x.astype(dtype), target.astype(dtype), x.dtype
 
 
 def _broadcast_weight(name: str, weight, shape, dtype) -> jax.Array | None:
@@ -40,15 +41,10 @@ def _finish(loss, weight, where, out_dtype) -> Unreduced:
 # --------------------------------------------------------------------------------------
 
 
-def _bce_unreduced(probs, targets, *, weight, where) -> Unreduced:
-    p, t, dtype = _elementwise_inputs("probs", probs, targets)
-    w = _broadcast_weight("weight", weight, p.shape, p.dtype)
-    return _finish(stable.binary_cross_entropy(p, t), w, where, dtype)
-
-
+@hyperparameters(reduction=REDUCTION)
 def binary_cross_entropy(
-    probs: ArrayLike,
-    targets: ArrayLike,
+    input: ArrayLike,
+    target: ArrayLike,
     *,
     weight: ArrayLike | None = None,
     reduction: str = "mean",
@@ -66,11 +62,11 @@ def binary_cross_entropy(
     Autodiff: a ``custom_jvp`` rule (forward and reverse mode, any order).
 
     Args:
-      probs: probabilities in ``[0, 1]`` (values outside give nan; PyTorch raises).
-      targets: targets in ``[0, 1]`` of ``probs``'s shape (floats, ints or bools).
-      weight: optional rescaling weight broadcastable to ``probs``.
+      input: probabilities in ``[0, 1]`` (values outside give nan; PyTorch raises).
+      target: targets in ``[0, 1]`` of ``input``'s shape (floats, ints or bools).
+      weight: optional rescaling weight broadcastable to ``input``.
       reduction: ``"mean"`` (over elements), ``"sum"`` or ``"none"``.
-      where: optional boolean mask broadcastable to ``probs``.
+      where: optional boolean mask broadcastable to ``input``.
 
     Returns:
       A scalar, or elementwise losses for ``reduction="none"``.
@@ -82,25 +78,18 @@ def binary_cross_entropy(
       >>> jaxlosses.binary_cross_entropy(probs, jnp.ones(10)).round(4)
       Array(0.241, dtype=float32)
     """
-    checks.check_reduction(reduction)
-    return _bce_unreduced(probs, targets, weight=weight, where=where).reduce(reduction)
+    p, t, dtype = _elementwise_inputs(input, target)
+    w = _broadcast_weight("weight", weight, p.shape, p.dtype)
+    return _finish(stable.binary_cross_entropy(p, t), w, where, dtype).reduce(reduction)
 
 
 # --------------------------------------------------------------------------------------
 
 
-def _bce_logits_unreduced(logits, targets, *, weight, pos_weight, where) -> Unreduced:
-    x, t, dtype = _elementwise_inputs("logits", logits, targets)
-    w = _broadcast_weight("weight", weight, x.shape, x.dtype)
-    pw = _broadcast_weight("pos_weight", pos_weight, x.shape, x.dtype)
-    pw = jnp.ones((), x.dtype) if pw is None else pw
-    pw = jnp.broadcast_to(pw, x.shape)
-    return _finish(stable.sigmoid_binary_cross_entropy(x, t, pw), w, where, dtype)
-
-
+@hyperparameters(reduction=REDUCTION)
 def binary_cross_entropy_with_logits(
-    logits: ArrayLike,
-    targets: ArrayLike,
+    input: ArrayLike,
+    target: ArrayLike,
     *,
     weight: ArrayLike | None = None,
     pos_weight: ArrayLike | None = None,
@@ -119,13 +108,13 @@ def binary_cross_entropy_with_logits(
     Autodiff: a ``custom_jvp`` rule (forward and reverse mode, any order).
 
     Args:
-      logits: logits of any shape.
-      targets: targets in ``[0, 1]`` of ``logits``'s shape (floats, ints or bools).
-      weight: optional rescaling weight broadcastable to ``logits``.
-      pos_weight: optional weight of positive examples, broadcastable to ``logits``
+      input: logits of any shape.
+      target: targets in ``[0, 1]`` of ``input``'s shape (floats, ints or bools).
+      weight: optional rescaling weight broadcastable to ``input``.
+      pos_weight: optional weight of positive examples, broadcastable to ``input``
         (a ``(C,)`` vector weights the classes on the last axis, as in PyTorch).
       reduction: ``"mean"`` (over elements), ``"sum"`` or ``"none"``.
-      where: optional boolean mask broadcastable to ``logits``.
+      where: optional boolean mask broadcastable to ``input``.
 
     Returns:
       A scalar, or elementwise losses for ``reduction="none"``.
@@ -136,30 +125,24 @@ def binary_cross_entropy_with_logits(
       >>> jaxlosses.binary_cross_entropy_with_logits(jnp.full(10, 1.3), jnp.ones(10)).round(4)
       Array(0.241, dtype=float32)
     """
-    checks.check_reduction(reduction)
-    return _bce_logits_unreduced(
-        logits, targets, weight=weight, pos_weight=pos_weight, where=where
-    ).reduce(reduction)
+    x, t, dtype = _elementwise_inputs(input, target)
+    w = _broadcast_weight("weight", weight, x.shape, x.dtype)
+    pw = _broadcast_weight("pos_weight", pos_weight, x.shape, x.dtype)
+    pw = jnp.ones((), x.dtype) if pw is None else pw
+    pw = jnp.broadcast_to(pw, x.shape)
+    loss = stable.sigmoid_binary_cross_entropy(x, t, pw)
+    return _finish(loss, w, where, dtype).reduce(reduction)
 
 
 # --------------------------------------------------------------------------------------
 
 
-def _sigmoid_focal_unreduced(logits, targets, *, alpha, gamma, where) -> Unreduced:
-    checks.check_scalar_range("alpha", alpha, high=1.0)
-    checks.check_scalar_range("gamma", gamma, low=0.0)
-    x, t, dtype = _elementwise_inputs("logits", logits, targets)
-    loss = stable.sigmoid_focal(x, t, jnp.asarray(gamma, x.dtype))
-    a = jnp.asarray(alpha, x.dtype)
-    alpha_t = jnp.where(a >= 0, a * t + (1 - a) * (1 - t), jnp.ones_like(t))
-    return _finish(loss, alpha_t, where, dtype)
-
-
+@hyperparameters(alpha=real(0.0, 1.0, optional=True), gamma=real(low=0.0), reduction=REDUCTION)
 def sigmoid_focal_loss(
-    logits: ArrayLike,
-    targets: ArrayLike,
+    input: ArrayLike,
+    target: ArrayLike,
     *,
-    alpha: float = 0.25,
+    alpha: float | None = 0.25,
     gamma: float = 2.0,
     reduction: str = "mean",
     where: ArrayLike | None = None,
@@ -170,19 +153,20 @@ def sigmoid_focal_loss(
         p_t = \sigma(x) t + (1 - \sigma(x))(1 - t), \qquad
         \ell = \alpha_t (1 - p_t)^{\gamma}\, \mathrm{BCE}(x, t)
 
-    with :math:`\alpha_t = \alpha t + (1 - \alpha)(1 - t)`, or 1 when ``alpha < 0``.
+    with :math:`\alpha_t = \alpha t + (1 - \alpha)(1 - t)`, or 1 when ``alpha`` is None
+    (torchvision disables it with a negative ``alpha``; here that is an error).
     :math:`1 - p_t` is computed in log space, so value and gradient stay finite for
     ``|x| = 1e30`` and ``0 < gamma < 1``.
 
     Autodiff: a ``custom_jvp`` rule (forward and reverse mode, any order).
 
     Args:
-      logits: logits of any shape.
-      targets: binary (or soft) targets of ``logits``'s shape.
-      alpha: weight of positives in ``[0, 1]``; negative disables the weighting.
+      input: logits of any shape.
+      target: binary (or soft) targets of ``input``'s shape.
+      alpha: weight of positives in ``[0, 1]``, or None for no weighting.
       gamma: focusing parameter ``>= 0``.
       reduction: ``"mean"`` (over elements), ``"sum"`` or ``"none"``.
-      where: optional boolean mask broadcastable to ``logits``.
+      where: optional boolean mask broadcastable to ``input``.
 
     Returns:
       A scalar, or elementwise losses for ``reduction="none"``.
@@ -198,7 +182,10 @@ def sigmoid_focal_loss(
       Lin et al., "Focal Loss for Dense Object Detection",
       https://arxiv.org/abs/1708.02002
     """
-    checks.check_reduction(reduction)
-    return _sigmoid_focal_unreduced(logits, targets, alpha=alpha, gamma=gamma, where=where).reduce(
-        reduction
-    )
+    x, t, dtype = _elementwise_inputs(input, target)
+    loss = stable.sigmoid_focal(x, t, jnp.asarray(gamma, x.dtype))
+    alpha_t = None
+    if alpha is not None:
+        a = jnp.asarray(alpha, x.dtype)
+        alpha_t = a * t + (1 - a) * (1 - t)
+    return _finish(loss, alpha_t, where, dtype).reduce(reduction)

@@ -1,7 +1,8 @@
 """Losses of logits over mutually exclusive classes.
 
 ``log_softmax``, ``nll_loss``, ``cross_entropy`` (class indices or probabilities),
-the softmax ``focal_loss`` and the ``label_smoothing_loss`` of the seeds' ``loss.py``.
+the softmax ``focal_loss`` (Lin et al.) and ``label_smoothing_loss`` (the smoothing of
+Szegedy et al. with the mass spread over the other classes only).
 
 Every loss here is ``sum_c q_c * (-log softmax(x)_c)`` for some target distribution
 ``q`` (or, for NLL and focal loss, a function of the target's log-probability), reduced
@@ -15,6 +16,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxlosses._core import checks, stable
+from jaxlosses._core.checks import REDUCTION, hyperparameters, integer, real
 from jaxlosses._core.classes import (
     class_inputs,
     class_labels,
@@ -27,7 +29,7 @@ from jaxlosses._core.reduction import Unreduced, compute_dtype
 # log_softmax
 
 
-def log_softmax(x: ArrayLike, axis: int = -1) -> jax.Array:
+def log_softmax(input: ArrayLike, *, axis: int = -1) -> jax.Array:
     r"""Log of the softmax along ``axis``, computed stably (``torch.log_softmax``).
 
     .. math::
@@ -41,11 +43,11 @@ def log_softmax(x: ArrayLike, axis: int = -1) -> jax.Array:
     reverse mode, any order.
 
     Args:
-      x: logits, any shape with at least one dimension.
+      input: logits, any shape with at least one dimension.
       axis: the class axis.
 
     Returns:
-      Log-probabilities of ``x``'s shape and dtype.
+      Log-probabilities of ``input``'s shape and dtype.
 
     Example:
       >>> import jax.numpy as jnp
@@ -53,7 +55,7 @@ def log_softmax(x: ArrayLike, axis: int = -1) -> jax.Array:
       >>> jaxlosses.log_softmax(jnp.array([0.0, 0.0])).round(4)
       Array([-0.6931, -0.6931], dtype=float32)
     """
-    x = checks.as_float_array("x", x)
+    x = checks.as_float_array("input", input)
     axis = checks.normalize_axis(axis, x.ndim)
     out = stable.log_softmax(x.astype(compute_dtype(x.dtype)), axis)
     return out.astype(x.dtype)
@@ -63,21 +65,13 @@ def log_softmax(x: ArrayLike, axis: int = -1) -> jax.Array:
 # nll_loss
 
 
-def _nll_unreduced(log_probs, labels, *, weight, ignore_index, axis, where) -> Unreduced:
-    inputs, axis = class_inputs("log_probs", log_probs, axis, where)
-    lab = class_labels(inputs, labels, axis, ignore_index)
-    w = class_weight(weight, inputs.num_classes, inputs.x.dtype)
-    item_w = lab.item_weight(w, inputs.x.dtype)
-    loss = -item_w * lab.take(inputs.x)
-    return finish_class_loss(loss, lab, item_w, inputs.dtype)
-
-
+@hyperparameters(ignore_index=integer(optional=True), reduction=REDUCTION)
 def nll_loss(
-    log_probs: ArrayLike,
-    labels: ArrayLike,
+    input: ArrayLike,
+    target: ArrayLike,
     *,
     weight: ArrayLike | None = None,
-    ignore_index: int = -100,
+    ignore_index: int | None = -100,
     reduction: str = "mean",
     axis: int = -1,
     where: ArrayLike | None = None,
@@ -94,17 +88,18 @@ def nll_loss(
     mode, any order.
 
     Args:
-      log_probs: log-probabilities, e.g. from :func:`log_softmax`; the class axis is
+      input: log-probabilities, e.g. from :func:`log_softmax`; the class axis is
         ``axis`` (PyTorch's ``(N, C, d1, ...)`` layout is ``axis=1``).
-      labels: integer class indices, ``log_probs``'s shape without ``axis``.
+      target: integer class indices, ``input``'s shape without ``axis``.
       weight: optional per-class weights, shape ``(C,)``.
-      ignore_index: label value whose items are skipped (loss 0, not in the mean).
+      ignore_index: label value whose items are skipped (loss 0, not in the mean);
+        None skips none.
       reduction: ``"mean"``, ``"sum"`` or ``"none"``.
       axis: the class axis.
-      where: optional boolean mask broadcastable to ``labels``; False items are skipped.
+      where: optional boolean mask broadcastable to ``target``; False items are skipped.
 
     Returns:
-      A scalar, or the per-item losses (``labels``'s shape) for ``reduction="none"``.
+      A scalar, or the per-item losses (``target``'s shape) for ``reduction="none"``.
       A mean over no kept item is 0 (PyTorch: nan). A label outside ``[0, C)`` that is
       not ``ignore_index`` gives nan (see :func:`check_labels`).
 
@@ -116,10 +111,12 @@ def nll_loss(
       >>> jaxlosses.nll_loss(jaxlosses.log_softmax(x), jnp.array([1])).round(4)
       Array(2.1438, dtype=float32)
     """
-    checks.check_reduction(reduction)
-    return _nll_unreduced(
-        log_probs, labels, weight=weight, ignore_index=ignore_index, axis=axis, where=where
-    ).reduce(reduction)
+    inputs, axis = class_inputs("input", input, axis, where)
+    lab = class_labels(inputs, target, axis, ignore_index, name="target")
+    w = class_weight(weight, inputs.num_classes, inputs.x.dtype)
+    item_w = lab.item_weight(w, inputs.x.dtype)
+    loss = -item_w * lab.take(inputs.x)
+    return finish_class_loss(loss, lab, item_w, inputs.dtype).reduce(reduction)
 
 
 # --------------------------------------------------------------------------------------
@@ -134,8 +131,7 @@ def _finite_mask(x: jax.Array) -> jax.Array:
 def _cross_entropy_unreduced(
     logits, targets, *, weight, ignore_index, label_smoothing, axis, where
 ) -> Unreduced:
-    checks.check_scalar_range("label_smoothing", label_smoothing, low=0.0, high=1.0)
-    inputs, axis = class_inputs("logits", logits, axis, where)
+    inputs, axis = class_inputs("input", logits, axis, where)
     x, num_classes = inputs.x, inputs.num_classes
     w = class_weight(weight, num_classes, x.dtype)
     targets = jnp.asarray(targets)
@@ -144,7 +140,7 @@ def _cross_entropy_unreduced(
     eps = jnp.asarray(label_smoothing, x.dtype)
 
     if jnp.issubdtype(targets.dtype, jnp.integer):
-        lab = class_labels(inputs, targets, axis, ignore_index, name="targets")
+        lab = class_labels(inputs, targets, axis, ignore_index, name="target")
         item_w = lab.item_weight(w, x.dtype)
         if smooth:
             beta = eps / num_classes * lab.kept.astype(x.dtype)
@@ -155,7 +151,7 @@ def _cross_entropy_unreduced(
 
     if not jnp.issubdtype(targets.dtype, jnp.floating):
         raise TypeError(
-            "targets must be integer class indices or floating class probabilities, got "
+            "target must be integer class indices or floating class probabilities, got "
             f"dtype {targets.dtype} (shape {targets.shape})"
         )
     full_shape = jnp.shape(logits)
@@ -164,8 +160,8 @@ def _cross_entropy_unreduced(
         if targets.shape == inputs.item_shape:
             hint = " (for class indices, pass an integer dtype)"
         raise ValueError(
-            "floating targets are class probabilities and must have the logits' shape: "
-            f"got targets.shape={targets.shape} for logits.shape={full_shape}{hint}"
+            "a floating target holds class probabilities and must have the input's shape: "
+            f"got target.shape={targets.shape} for input.shape={full_shape}{hint}"
         )
     q = jnp.moveaxis(targets, axis, -1).astype(x.dtype)
     if smooth:
@@ -178,12 +174,15 @@ def _cross_entropy_unreduced(
     return Unreduced(loss, inputs.mask, None, inputs.dtype)
 
 
+@hyperparameters(
+    ignore_index=integer(optional=True), label_smoothing=real(0.0, 1.0), reduction=REDUCTION
+)
 def cross_entropy(
-    logits: ArrayLike,
-    targets: ArrayLike,
+    input: ArrayLike,
+    target: ArrayLike,
     *,
     weight: ArrayLike | None = None,
-    ignore_index: int = -100,
+    ignore_index: int | None = -100,
     label_smoothing: float = 0.0,
     reduction: str = "mean",
     axis: int = -1,
@@ -191,8 +190,8 @@ def cross_entropy(
 ) -> jax.Array:
     r"""Softmax cross-entropy (``torch.nn.functional.cross_entropy``).
 
-    ``targets`` are integer class indices (the logits' shape without ``axis``) or
-    floating class probabilities (the logits' shape). With label smoothing
+    ``target`` holds integer class indices (the input's shape without ``axis``) or
+    floating class probabilities (the input's shape). With label smoothing
     :math:`\varepsilon`, the target distribution is
 
     .. math::
@@ -212,11 +211,12 @@ def cross_entropy(
     ``jax.hessian`` work).
 
     Args:
-      logits: unnormalised scores; the class axis is ``axis`` (``axis=1`` for
+      input: logits (unnormalised scores); the class axis is ``axis`` (``axis=1`` for
         PyTorch's ``(N, C, d1, ...)`` layout). Unbatched ``(C,)`` logits work.
-      targets: integer labels or floating probabilities, see above.
+      target: integer class indices or floating probabilities, see above.
       weight: optional per-class weights, shape ``(C,)``.
-      ignore_index: label value whose items are skipped (class indices only).
+      ignore_index: label value whose items are skipped (class indices only); None
+        skips none.
       label_smoothing: :math:`\varepsilon \in [0, 1]`.
       reduction: ``"mean"``, ``"sum"`` or ``"none"``.
       axis: the class axis.
@@ -224,7 +224,7 @@ def cross_entropy(
         contribute 0 and leave the mean's denominator.
 
     Returns:
-      A scalar, or per-item losses (the logits' shape without ``axis``) for
+      A scalar, or per-item losses (the input's shape without ``axis``) for
       ``reduction="none"``. A mean over no kept item is 0 (PyTorch: nan). A class index
       outside ``[0, C)`` that is not ``ignore_index`` gives nan (see
       :func:`check_labels`).
@@ -241,10 +241,9 @@ def cross_entropy(
       Szegedy et al., "Rethinking the Inception Architecture for Computer Vision"
       (label smoothing), https://arxiv.org/abs/1512.00567
     """
-    checks.check_reduction(reduction)
     return _cross_entropy_unreduced(
-        logits,
-        targets,
+        input,
+        target,
         weight=weight,
         ignore_index=ignore_index,
         label_smoothing=label_smoothing,
@@ -257,25 +256,14 @@ def cross_entropy(
 # focal_loss (softmax)
 
 
-def _focal_unreduced(logits, labels, *, gamma, weight, ignore_index, axis, where) -> Unreduced:
-    checks.check_scalar_range("gamma", gamma, low=0.0)
-    inputs, axis = class_inputs("logits", logits, axis, where)
-    x = inputs.x
-    lab = class_labels(inputs, labels, axis, ignore_index)
-    w = class_weight(weight, inputs.num_classes, x.dtype)
-    item_w = lab.item_weight(w, x.dtype)
-    log_p = lab.take(stable.log_softmax(x, -1))
-    loss = -item_w * stable.focal_log_prob(log_p, jnp.asarray(gamma, x.dtype))
-    return finish_class_loss(loss, lab, item_w, inputs.dtype)
-
-
+@hyperparameters(gamma=real(low=0.0), ignore_index=integer(optional=True), reduction=REDUCTION)
 def focal_loss(
-    logits: ArrayLike,
-    labels: ArrayLike,
+    input: ArrayLike,
+    target: ArrayLike,
     *,
     gamma: float = 2.0,
     weight: ArrayLike | None = None,
-    ignore_index: int = -100,
+    ignore_index: int | None = -100,
     reduction: str = "mean",
     axis: int = -1,
     where: ArrayLike | None = None,
@@ -286,24 +274,24 @@ def focal_loss(
         \ell_n = -w_{y_n} (1 - p_{n,y_n})^{\gamma} \log p_{n,y_n}, \qquad
         p = \mathrm{softmax}(x)
 
-    This is the seeds' ``FocalLoss``:
-    ``nll_loss((1 - p) ** gamma * log p, labels, weight=weight)``, so ``"mean"`` divides
-    by :math:`\sum_n w_{y_n}` like :func:`nll_loss`. ``gamma = 0`` is cross-entropy. The
+    It equals ``nll_loss((1 - p) ** gamma * log p, target, weight=weight)`` (the form
+    common in PyTorch code), so ``"mean"`` divides by :math:`\sum_n w_{y_n}` like
+    :func:`nll_loss`. ``gamma = 0`` is cross-entropy. The
     derivative stays finite at :math:`p = 1` for :math:`0 < \gamma < 1`, where the naive
     one is ``inf * 0``.
 
     Autodiff: ``custom_jvp`` rules (forward and reverse mode, any order).
 
     Args:
-      logits: unnormalised scores with the class axis ``axis``.
-      labels: integer class indices, the logits' shape without ``axis``.
+      input: logits (unnormalised scores) with the class axis ``axis``.
+      target: integer class indices, the input's shape without ``axis``.
       gamma: focusing parameter :math:`\gamma \ge 0`.
       weight: optional per-class weights, shape ``(C,)`` (the :math:`\alpha` of the
         paper, per class).
-      ignore_index: label value whose items are skipped.
+      ignore_index: label value whose items are skipped; None skips none.
       reduction: ``"mean"``, ``"sum"`` or ``"none"``.
       axis: the class axis.
-      where: optional boolean mask broadcastable to ``labels``.
+      where: optional boolean mask broadcastable to ``target``.
 
     Returns:
       A scalar, or per-item losses for ``reduction="none"``.
@@ -320,71 +308,57 @@ def focal_loss(
       Lin et al., "Focal Loss for Dense Object Detection",
       https://arxiv.org/abs/1708.02002
     """
-    checks.check_reduction(reduction)
-    return _focal_unreduced(
-        logits,
-        labels,
-        gamma=gamma,
-        weight=weight,
-        ignore_index=ignore_index,
-        axis=axis,
-        where=where,
-    ).reduce(reduction)
+    inputs, axis = class_inputs("input", input, axis, where)
+    x = inputs.x
+    lab = class_labels(inputs, target, axis, ignore_index, name="target")
+    w = class_weight(weight, inputs.num_classes, x.dtype)
+    item_w = lab.item_weight(w, x.dtype)
+    log_p = lab.take(stable.log_softmax(x, -1))
+    loss = -item_w * stable.focal_log_prob(log_p, jnp.asarray(gamma, x.dtype))
+    return finish_class_loss(loss, lab, item_w, inputs.dtype).reduce(reduction)
 
 
 # --------------------------------------------------------------------------------------
-# label_smoothing_loss (the seeds' variant)
+# label_smoothing_loss (the smoothing mass on the other classes only)
 
 
-def _label_smoothing_unreduced(logits, labels, *, smoothing, axis, where) -> Unreduced:
-    checks.check_scalar_range("smoothing", smoothing, low=0.0, high=1.0)
-    inputs, axis = class_inputs("logits", logits, axis, where)
-    x, num_classes = inputs.x, inputs.num_classes
-    if num_classes < 2:
-        raise ValueError(
-            "label_smoothing_loss spreads smoothing / (C - 1) over the other classes and "
-            f"needs C >= 2 classes, got C={num_classes} (logits.shape={jnp.shape(logits)})"
-        )
-    lab = class_labels(inputs, labels, axis, ignore_index=None)
-    # (1 - s) on the target and s / (C - 1) elsewhere is a target weight of
-    # 1 - s C / (C - 1) plus s / (C - 1) on every class.
-    s = jnp.asarray(smoothing, x.dtype)
-    kept = lab.kept.astype(x.dtype)
-    off = s / (num_classes - 1)
-    loss = stable.label_cross_entropy(x, lab.safe, (1 - s - off) * kept, off * kept)
-    return finish_class_loss(loss, lab, lab.kept.astype(x.dtype), inputs.dtype)
-
-
+@hyperparameters(
+    label_smoothing=real(0.0, 1.0), ignore_index=integer(optional=True), reduction=REDUCTION
+)
 def label_smoothing_loss(
-    logits: ArrayLike,
-    labels: ArrayLike,
+    input: ArrayLike,
+    target: ArrayLike,
     *,
-    smoothing: float = 0.1,
+    label_smoothing: float = 0.1,
+    ignore_index: int | None = -100,
     reduction: str = "mean",
     axis: int = -1,
     where: ArrayLike | None = None,
 ) -> jax.Array:
-    r"""Cross-entropy against smoothed one-hot labels, the seeds' ``LabelSmoothingLoss``.
+    r"""Cross-entropy against one-hot labels smoothed over the other classes.
 
     .. math::
         q_{n,c} = \begin{cases} 1 - s & c = y_n \\ s / (C - 1) & c \ne y_n \end{cases},
         \qquad \ell_n = -\sum_c q_{n,c} \log \mathrm{softmax}(x_n)_c
 
-    This differs from :func:`cross_entropy`'s ``label_smoothing`` (PyTorch's), which
-    gives every class :math:`\varepsilon / C`, the target included:
-    ``label_smoothing_loss(x, y, smoothing=s)`` equals
-    ``cross_entropy(x, y, label_smoothing=s * C / (C - 1))``.
+    with :math:`s` = ``label_smoothing``. This differs from :func:`cross_entropy`'s
+    ``label_smoothing`` (PyTorch's), which gives every class :math:`\varepsilon / C`,
+    the target included: ``label_smoothing_loss(x, y, label_smoothing=s)`` equals
+    ``cross_entropy(x, y, label_smoothing=s * C / (C - 1))``. ``"mean"`` averages the
+    kept items.
 
     Autodiff: the ``custom_jvp`` rule of :func:`cross_entropy` (forward and reverse
     mode, any order).
 
     Args:
-      logits: unnormalised scores with the class axis ``axis``; ``C >= 2``.
-      labels: integer class indices in ``[0, C)``, the logits' shape without ``axis``.
-      smoothing: :math:`s \in [0, 1]`.
+      input: logits (unnormalised scores) with the class axis ``axis``; ``C >= 2``.
+      target: integer class indices in ``[0, C)``, the input's shape without ``axis``.
+      label_smoothing: :math:`s \in [0, 1]`, the mass moved off the target.
+      ignore_index: label value whose items are skipped (loss 0, not in the mean);
+        None skips none.
       reduction: ``"mean"``, ``"sum"`` or ``"none"``.
       axis: the class axis.
-      where: optional boolean mask broadcastable to ``labels``.
+      where: optional boolean mask broadcastable to ``target``.
 
     Returns:
       A scalar, or per-item losses for ``reduction="none"``.
@@ -392,13 +366,25 @@ def label_smoothing_loss(
     Example:
       >>> import jax.numpy as jnp
       >>> import jaxlosses
-      >>> jaxlosses.label_smoothing_loss(jnp.zeros(3), jnp.array(0), smoothing=0.2).round(4)
+      >>> x = jnp.zeros(3)
+      >>> jaxlosses.label_smoothing_loss(x, jnp.array(0), label_smoothing=0.2).round(4)
       Array(1.0986, dtype=float32)
 
     References:
       Müller et al., "When Does Label Smoothing Help?", https://arxiv.org/abs/1906.02629
     """
-    checks.check_reduction(reduction)
-    return _label_smoothing_unreduced(
-        logits, labels, smoothing=smoothing, axis=axis, where=where
-    ).reduce(reduction)
+    inputs, axis = class_inputs("input", input, axis, where)
+    x, num_classes = inputs.x, inputs.num_classes
+    if num_classes < 2:
+        raise ValueError(
+            "label_smoothing_loss spreads label_smoothing / (C - 1) over the other classes "
+            f"and needs C >= 2 classes, got C={num_classes} (input.shape={jnp.shape(input)})"
+        )
+    lab = class_labels(inputs, target, axis, ignore_index, name="target")
+    # (1 - s) on the target and s / (C - 1) elsewhere is a target weight of
+    # 1 - s C / (C - 1) plus s / (C - 1) on every class.
+    s = jnp.asarray(label_smoothing, x.dtype)
+    kept = lab.kept.astype(x.dtype)
+    off = s / (num_classes - 1)
+    loss = stable.label_cross_entropy(x, lab.safe, (1 - s - off) * kept, off * kept)
+    return finish_class_loss(loss, lab, kept, inputs.dtype).reduce(reduction)

@@ -7,30 +7,14 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxlosses._core import checks, stable
+from jaxlosses._core.checks import REDUCTION, hyperparameters
 from jaxlosses._core.reduction import Unreduced, apply_mask, compute_dtype
 
 
-def _multilabel_unreduced(logits, targets, *, weight, where) -> Unreduced:
-    logits = checks.as_float_array("logits", logits)
-    targets = checks.as_numeric_array("targets", targets)
-    if logits.ndim == 0:
-        raise ValueError("logits must have a class axis (the last), got a scalar")
-    checks.check_same_shape("logits", logits, "targets", targets)
-    dtype = compute_dtype(logits.dtype)
-    x, t = logits.astype(dtype), targets.astype(dtype)
-    loss = stable.sigmoid_binary_cross_entropy(x, t, jnp.ones_like(x))
-    if weight is not None:
-        weight = checks.as_float_array("weight", weight)
-        checks.check_broadcastable("weight", weight, x.shape, to="logits")
-        loss = loss * weight.astype(dtype)
-    loss = jnp.mean(loss, axis=-1)
-    mask = checks.as_where(where, loss.shape)
-    return Unreduced(apply_mask(loss, mask), mask, None, logits.dtype)
-
-
+@hyperparameters(reduction=REDUCTION)
 def multilabel_soft_margin_loss(
-    logits: ArrayLike,
-    targets: ArrayLike,
+    input: ArrayLike,
+    target: ArrayLike,
     *,
     weight: ArrayLike | None = None,
     reduction: str = "mean",
@@ -48,9 +32,9 @@ def multilabel_soft_margin_loss(
     (forward and reverse mode, any order).
 
     Args:
-      logits: logits of shape ``(..., C)``; unbatched ``(C,)`` works.
-      targets: 0/1 (or soft) targets of ``logits``'s shape.
-      weight: optional per-class weight, shape ``(C,)`` or broadcastable to ``logits``.
+      input: logits of shape ``(..., C)``; unbatched ``(C,)`` works.
+      target: 0/1 (or soft) targets of ``input``'s shape.
+      weight: optional per-class weight, shape ``(C,)`` or broadcastable to ``input``.
       reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per-example losses).
       where: optional boolean mask broadcastable to the per-example losses ``(...)``.
 
@@ -66,5 +50,18 @@ def multilabel_soft_margin_loss(
       >>> jaxlosses.multilabel_soft_margin_loss(logits, labels, weight=weight).round(4)
       Array(1.1801, dtype=float32)
     """
-    checks.check_reduction(reduction)
-    return _multilabel_unreduced(logits, targets, weight=weight, where=where).reduce(reduction)
+    logits = checks.as_float_array("input", input)
+    target = checks.as_numeric_array("target", target)
+    if logits.ndim == 0:
+        raise ValueError("input must have a class axis (the last), got a scalar")
+    checks.check_same_shape("input", logits, "target", target)
+    dtype = compute_dtype(logits.dtype)
+    x, t = logits.astype(dtype), target.astype(dtype)
+    loss = stable.sigmoid_binary_cross_entropy(x, t, jnp.ones_like(x))
+    if weight is not None:
+        weight = checks.as_float_array("weight", weight)
+        checks.check_broadcastable("weight", weight, x.shape, to="input")
+        loss = loss * weight.astype(dtype)
+    loss = jnp.mean(loss, axis=-1)
+    mask = checks.as_where(where, loss.shape)
+    return Unreduced(apply_mask(loss, mask), mask, None, logits.dtype).reduce(reduction)

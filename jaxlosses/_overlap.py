@@ -8,7 +8,7 @@ per-class soft counts summed over every item of the batch (and spatial positions
     FN_c = \sum_n (1 - p_{n,c}) y_{n,c}
 
 so they return one scalar per batch, not per example. Zero denominators (a class that
-is absent from both predictions and targets, with ``epsilon``/``smooth`` 0, or a batch
+is absent from both predictions and targets, with ``eps``/``smooth`` 0, or a batch
 that is entirely masked) give 0 with a zero gradient, never nan.
 """
 
@@ -18,18 +18,19 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxlosses._core import checks, stable
+from jaxlosses._core import stable
+from jaxlosses._core.checks import hyperparameters, real
 from jaxlosses._core.classes import class_inputs, class_labels
 from jaxlosses._core.reduction import safe_divide
 
 
-def _probs_and_targets(logits, targets, axis, where):
+def _probs_and_targets(logits, target, axis, where):
     """Softmax probabilities and targets, class axis last, masked items zeroed."""
-    inputs, axis = class_inputs("logits", logits, axis, where)
+    inputs, axis = class_inputs("input", logits, axis, where)
     x = inputs.x
-    targets = jnp.asarray(targets)
+    targets = jnp.asarray(target)
     if jnp.issubdtype(targets.dtype, jnp.integer):
-        lab = class_labels(inputs, targets, axis, ignore_index=None)
+        lab = class_labels(inputs, targets, axis, ignore_index=None, name="target")
         y = lab.one_hot(inputs.num_classes, x.dtype, like=x)
         # A label outside [0, C) has no one-hot entry: make the loss nan, as elsewhere.
         bad = jnp.any(lab.out_of_range)
@@ -37,13 +38,13 @@ def _probs_and_targets(logits, targets, axis, where):
     elif jnp.issubdtype(targets.dtype, jnp.floating):
         if targets.shape != jnp.shape(logits):
             raise ValueError(
-                "floating targets must have the logits' shape: got "
-                f"targets.shape={targets.shape} for logits.shape={jnp.shape(logits)}"
+                "a floating target must have the input's shape: got "
+                f"target.shape={targets.shape} for input.shape={jnp.shape(logits)}"
             )
         y = jnp.moveaxis(targets, axis, -1).astype(x.dtype)
     else:
         raise TypeError(
-            "labels must be integer class indices or floating one-hot/soft targets, got "
+            "target must be integer class indices or floating one-hot/soft targets, got "
             f"dtype {targets.dtype}"
         )
     p = stable.softmax(x, -1)
@@ -64,15 +65,16 @@ def _clamp(x: jax.Array, low: float, high: float) -> jax.Array:
     return jnp.where(inside, x, jnp.where(x < low, low, high).astype(x.dtype))
 
 
+@hyperparameters(eps=real(0.0, 0.5))
 def f1_loss(
-    logits: ArrayLike,
-    labels: ArrayLike,
+    input: ArrayLike,
+    target: ArrayLike,
     *,
-    epsilon: float = 1e-7,
+    eps: float = 1e-7,
     axis: int = -1,
     where: ArrayLike | None = None,
 ) -> jax.Array:
-    r"""One minus the soft macro F1 score of a batch, the seeds' ``F1Loss``.
+    r"""One minus the soft macro F1 score of a batch (a differentiable macro F1).
 
     With soft counts over the batch (see the module docstring),
 
@@ -86,10 +88,10 @@ def f1_loss(
     Autodiff: plain JAX operations with zero-safe divisions; every mode, any order.
 
     Args:
-      logits: unnormalised scores with the class axis ``axis``.
-      labels: integer class indices (the logits' shape without ``axis``) or floating
-        one-hot/soft targets of the logits' shape.
-      epsilon: the smoothing and clamping constant, ``>= 0``.
+      input: logits (unnormalised scores) with the class axis ``axis``.
+      target: integer class indices (the input's shape without ``axis``) or floating
+        one-hot/soft targets of the input's shape.
+      eps: the smoothing and clamping constant :math:`\epsilon \in [0, 0.5]`.
       axis: the class axis.
       where: optional boolean mask broadcastable to the items; False items are left out
         of every count.
@@ -106,23 +108,24 @@ def f1_loss(
 
     References:
       The soft F1 of https://gist.github.com/SuperShinyEyes/dcc68a08ff8b615442e3bc6a9b55a354
+      (precision and recall from per-class soft counts, clamped F1)
     """
-    checks.check_scalar_range("epsilon", epsilon, low=0.0, high=0.5)
-    p, y, dtype = _probs_and_targets(logits, labels, axis, where)
+    p, y, dtype = _probs_and_targets(input, target, axis, where)
     tp = _sum_items(p * y)
     fp = _sum_items(p * (1 - y))
     fn = _sum_items((1 - p) * y)
-    eps = jnp.asarray(epsilon, p.dtype)
-    precision = safe_divide(tp, tp + fp + eps)
-    recall = safe_divide(tp, tp + fn + eps)
-    f1 = safe_divide(2 * precision * recall, precision + recall + eps)
-    f1 = _clamp(f1, epsilon, 1 - epsilon)
+    e = jnp.asarray(eps, p.dtype)
+    precision = safe_divide(tp, tp + fp + e)
+    recall = safe_divide(tp, tp + fn + e)
+    f1 = safe_divide(2 * precision * recall, precision + recall + e)
+    f1 = _clamp(f1, eps, 1 - eps)
     return (1 - jnp.mean(f1)).astype(dtype)
 
 
+@hyperparameters(smooth=real(low=0.0))
 def dice_loss(
-    logits: ArrayLike,
-    labels: ArrayLike,
+    input: ArrayLike,
+    target: ArrayLike,
     *,
     smooth: float = 1.0,
     axis: int = -1,
@@ -143,9 +146,9 @@ def dice_loss(
     Autodiff: plain JAX operations with zero-safe divisions; every mode, any order.
 
     Args:
-      logits: unnormalised scores with the class axis ``axis``.
-      labels: integer class indices (the logits' shape without ``axis``) or floating
-        one-hot/soft targets of the logits' shape.
+      input: logits (unnormalised scores) with the class axis ``axis``.
+      target: integer class indices (the input's shape without ``axis``) or floating
+        one-hot/soft targets of the input's shape.
       smooth: additive smoothing :math:`s \ge 0` of numerator and denominator.
       axis: the class axis.
       where: optional boolean mask broadcastable to the items.
@@ -163,8 +166,7 @@ def dice_loss(
     References:
       Milletari et al., "V-Net", https://arxiv.org/abs/1606.04797
     """
-    checks.check_scalar_range("smooth", smooth, low=0.0)
-    p, y, dtype = _probs_and_targets(logits, labels, axis, where)
+    p, y, dtype = _probs_and_targets(input, target, axis, where)
     s = jnp.asarray(smooth, p.dtype)
     inter = _sum_items(p * y)
     denom = _sum_items(p) + _sum_items(y) + s

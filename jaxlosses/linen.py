@@ -1,6 +1,6 @@
 """``flax.linen`` modules for the losses, with PyTorch's names, for linen codebases.
 
-The same modules as ``jaxlosses.nn``, each one's linen twin. A module's dataclass
+The same modules as ``jaxlosses.nnx``, each one's linen twin. A module's dataclass
 fields are its loss function's keyword arguments, with the same names and defaults, and
 ``loss.apply(variables, input, target, where=None)`` is exactly the function's value.
 
@@ -37,7 +37,8 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxlosses import _binary, _fused, _multiclass, _multilabel, _overlap
-from jaxlosses._core.modules import CALL_ARGUMENTS, LossSpec, loss_spec
+from jaxlosses._core import checks
+from jaxlosses._core.modules import CALL_ARGUMENTS, LossSpec, check_call, loss_spec
 
 __all__ = [
     "BCELoss",
@@ -63,9 +64,9 @@ class Loss(nn.Module):
 
     A subclass names its function, ``class MyLoss(Loss, fn=my_loss): ...``; the fields
     are read from ``my_loss``'s keyword-only arguments (``where`` excepted, and any
-    other argument named in ``call_arguments=(...)``, passed at each call). A loss whose
-    inputs are not ``(input, target)`` overrides ``__call__`` (``@nn.compact``) and calls
-    ``self.forward(*inputs, where=where)``.
+    other argument named in ``call_arguments=(...)``, passed at each call), validated
+    against the ranges the function declares when the module is built. It is called with
+    the function's positional inputs and the call arguments.
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -119,23 +120,27 @@ class Loss(nn.Module):
             values[name] = value
         return values
 
-    def forward(
-        self, *inputs: ArrayLike, where: ArrayLike | None = None, **call_arguments: Any
-    ) -> jax.Array:
-        """``fn(*inputs, where=where, **call_arguments, **hyperparameters)``."""
-        return type(self).fn(*inputs, where=where, **call_arguments, **self.hyperparameters())
+    def __post_init__(self):
+        if hasattr(type(self), "spec"):
+            given = {name: getattr(self, name) for name in self.spec.defaults}
+            checks.validate_hyperparameters(self.fn, given)
+        super().__post_init__()
 
     @nn.compact
-    def __call__(
-        self, input: ArrayLike, target: ArrayLike, where: ArrayLike | None = None
-    ) -> jax.Array:
-        return self.forward(input, target, where=where)
+    def __call__(self, *inputs: ArrayLike, **call_arguments: Any) -> jax.Array:
+        """``fn(*inputs, **call_arguments, **hyperparameters)``.
+
+        ``inputs`` are the function's positional inputs (``input, target`` for most);
+        ``call_arguments`` are ``where`` and the module's other call arguments.
+        """
+        check_call(self.spec, type(self).__name__, inputs, call_arguments)
+        return type(self).fn(*inputs, **call_arguments, **self.hyperparameters())
 
 
 class BCELoss(Loss, fn=_binary.binary_cross_entropy):
     """:func:`jaxlosses.binary_cross_entropy` on probabilities (``torch.nn.BCELoss``).
 
-    The linen twin of :class:`jaxlosses.nn.BCELoss`.
+    The linen twin of :class:`jaxlosses.nnx.BCELoss`.
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -152,7 +157,7 @@ class BCELoss(Loss, fn=_binary.binary_cross_entropy):
 class BCEWithLogitsLoss(Loss, fn=_binary.binary_cross_entropy_with_logits):
     """:func:`jaxlosses.binary_cross_entropy_with_logits` (``torch.nn.BCEWithLogitsLoss``).
 
-    The linen twin of :class:`jaxlosses.nn.BCEWithLogitsLoss`.
+    The linen twin of :class:`jaxlosses.nnx.BCEWithLogitsLoss`.
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -169,7 +174,7 @@ class BCEWithLogitsLoss(Loss, fn=_binary.binary_cross_entropy_with_logits):
 class CrossEntropyLoss(Loss, fn=_multiclass.cross_entropy):
     """:func:`jaxlosses.cross_entropy` (``torch.nn.CrossEntropyLoss``).
 
-    The linen twin of :class:`jaxlosses.nn.CrossEntropyLoss`.
+    The linen twin of :class:`jaxlosses.nnx.CrossEntropyLoss`.
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -186,7 +191,7 @@ class CrossEntropyLoss(Loss, fn=_multiclass.cross_entropy):
 class NLLLoss(Loss, fn=_multiclass.nll_loss):
     """:func:`jaxlosses.nll_loss` on log-probabilities (``torch.nn.NLLLoss``).
 
-    The linen twin of :class:`jaxlosses.nn.NLLLoss`.
+    The linen twin of :class:`jaxlosses.nnx.NLLLoss`.
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -203,7 +208,7 @@ class NLLLoss(Loss, fn=_multiclass.nll_loss):
 class MultiLabelSoftMarginLoss(Loss, fn=_multilabel.multilabel_soft_margin_loss):
     """:func:`jaxlosses.multilabel_soft_margin_loss` (``torch.nn.MultiLabelSoftMarginLoss``).
 
-    The linen twin of :class:`jaxlosses.nn.MultiLabelSoftMarginLoss`.
+    The linen twin of :class:`jaxlosses.nnx.MultiLabelSoftMarginLoss`.
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -220,7 +225,7 @@ class MultiLabelSoftMarginLoss(Loss, fn=_multilabel.multilabel_soft_margin_loss)
 class FocalLoss(Loss, fn=_multiclass.focal_loss):
     """:func:`jaxlosses.focal_loss`, the softmax focal loss over class indices.
 
-    The linen twin of :class:`jaxlosses.nn.FocalLoss`.
+    The linen twin of :class:`jaxlosses.nnx.FocalLoss`.
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -237,7 +242,7 @@ class FocalLoss(Loss, fn=_multiclass.focal_loss):
 class SigmoidFocalLoss(Loss, fn=_binary.sigmoid_focal_loss):
     """:func:`jaxlosses.sigmoid_focal_loss` (``torchvision.ops.sigmoid_focal_loss``).
 
-    The linen twin of :class:`jaxlosses.nn.SigmoidFocalLoss`.
+    The linen twin of :class:`jaxlosses.nnx.SigmoidFocalLoss`.
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -254,14 +259,14 @@ class SigmoidFocalLoss(Loss, fn=_binary.sigmoid_focal_loss):
 class LabelSmoothingLoss(Loss, fn=_multiclass.label_smoothing_loss):
     """:func:`jaxlosses.label_smoothing_loss`, ``s / (C - 1)`` off the target.
 
-    The linen twin of :class:`jaxlosses.nn.LabelSmoothingLoss`.
+    The linen twin of :class:`jaxlosses.nnx.LabelSmoothingLoss`.
 
     Example:
       >>> import jax, jax.numpy as jnp
       >>> from jaxlosses import linen
       >>> logits = jnp.array([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3]])
       >>> labels = jnp.array([0, 2])
-      >>> loss = linen.LabelSmoothingLoss(smoothing=0.1)
+      >>> loss = linen.LabelSmoothingLoss(label_smoothing=0.1)
       >>> variables = loss.init(jax.random.key(0), logits, labels)
       >>> round(float(loss.apply(variables, logits, labels)), 4)
       0.7416
@@ -271,7 +276,7 @@ class LabelSmoothingLoss(Loss, fn=_multiclass.label_smoothing_loss):
 class F1Loss(Loss, fn=_overlap.f1_loss):
     """:func:`jaxlosses.f1_loss`, one minus the soft macro F1 of a batch.
 
-    The linen twin of :class:`jaxlosses.nn.F1Loss`.
+    The linen twin of :class:`jaxlosses.nnx.F1Loss`.
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -288,7 +293,7 @@ class F1Loss(Loss, fn=_overlap.f1_loss):
 class DiceLoss(Loss, fn=_overlap.dice_loss):
     """:func:`jaxlosses.dice_loss`, one minus the soft Dice coefficient of a batch.
 
-    The linen twin of :class:`jaxlosses.nn.DiceLoss`.
+    The linen twin of :class:`jaxlosses.nnx.DiceLoss`.
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -330,14 +335,3 @@ class LinearCrossEntropyLoss(
       >>> bool(jnp.allclose(fused, naive, rtol=1e-5))
       True
     """
-
-    @nn.compact
-    def __call__(
-        self,
-        inputs: ArrayLike,
-        weight: ArrayLike,
-        labels: ArrayLike,
-        bias: ArrayLike | None = None,
-        where: ArrayLike | None = None,
-    ) -> jax.Array:
-        return self.forward(inputs, weight, labels, bias=bias, where=where)

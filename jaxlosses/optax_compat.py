@@ -218,15 +218,9 @@ def softmax_cross_entropy_with_integer_labels(
     mask = _class_mask(where, logits.shape, axes)
     x = _mask_classes(_classes_last(logits, axes), mask)
     item_mask = None if mask is None else jnp.any(mask, axis=-1)
-    return _multiclass._cross_entropy_unreduced(
-        x,
-        labels,
-        weight=None,
-        ignore_index=None,
-        label_smoothing=0.0,
-        axis=-1,
-        where=item_mask,
-    ).reduce("none")
+    return _multiclass.cross_entropy(
+        x, jnp.asarray(labels), ignore_index=None, reduction="none", where=item_mask
+    )
 
 
 def poly_loss_cross_entropy(
@@ -383,9 +377,7 @@ def sigmoid_focal_loss(
       https://arxiv.org/abs/1708.02002
     """
     x, y = _broadcast_pair(logits, labels)
-    return _binary.sigmoid_focal_loss(
-        x, y, alpha=-1.0 if alpha is None else alpha, gamma=gamma, reduction="none"
-    )
+    return _binary.sigmoid_focal_loss(x, y, alpha=alpha, gamma=gamma, reduction="none")
 
 
 # --------------------------------------------------------------------------------------

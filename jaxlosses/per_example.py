@@ -1,8 +1,9 @@
 """Single-example losses, for ``jax.vmap``: per-example gradients and DP-SGD.
 
-Each function takes one example without a batch axis and returns a scalar. For an
-example with one item (``(C,)`` logits and a scalar label, or one element for the
-elementwise losses) it is exactly the batch loss's unreduced output, so::
+Each function takes one example without a batch axis and returns a scalar, and has the
+signature of the batch loss of the same name without ``reduction``. For an example with
+one item (``(C,)`` logits and a scalar label, or one element for the elementwise
+losses) it is exactly the batch loss's unreduced output, so::
 
     jax.vmap(per_example.cross_entropy)(logits, labels)
         == jaxlosses.cross_entropy(logits, labels, reduction="none")
@@ -21,10 +22,14 @@ per-example version.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import jax
 from jax.typing import ArrayLike
 
-from jaxlosses import _binary, _multiclass, _multilabel
+import jaxlosses
+from jaxlosses._core.checks import PER_EXAMPLE
 
 __all__ = [
     "binary_cross_entropy",
@@ -38,9 +43,14 @@ __all__ = [
 ]
 
 
+def _one_example(loss: Callable[..., jax.Array], arguments: dict[str, Any]) -> jax.Array:
+    """``loss(**arguments)`` reduced to one example's loss (its kept items' mean)."""
+    return loss(**arguments, reduction=PER_EXAMPLE)
+
+
 def binary_cross_entropy(
-    probs: ArrayLike,
-    targets: ArrayLike,
+    input: ArrayLike,
+    target: ArrayLike,
     *,
     weight: ArrayLike | None = None,
     where: ArrayLike | None = None,
@@ -55,12 +65,12 @@ def binary_cross_entropy(
       >>> jax.vmap(per_example.binary_cross_entropy)(probs, targets).round(4)
       Array([0.1643, 0.5108], dtype=float32)
     """
-    return _binary._bce_unreduced(probs, targets, weight=weight, where=where).per_example()
+    return _one_example(jaxlosses.binary_cross_entropy, locals())
 
 
 def binary_cross_entropy_with_logits(
-    logits: ArrayLike,
-    targets: ArrayLike,
+    input: ArrayLike,
+    target: ArrayLike,
     *,
     weight: ArrayLike | None = None,
     pos_weight: ArrayLike | None = None,
@@ -76,16 +86,14 @@ def binary_cross_entropy_with_logits(
       >>> jax.vmap(per_example.binary_cross_entropy_with_logits)(logits, targets).round(4)
       Array([0.2201, 0.4741], dtype=float32)
     """
-    return _binary._bce_logits_unreduced(
-        logits, targets, weight=weight, pos_weight=pos_weight, where=where
-    ).per_example()
+    return _one_example(jaxlosses.binary_cross_entropy_with_logits, locals())
 
 
 def sigmoid_focal_loss(
-    logits: ArrayLike,
-    targets: ArrayLike,
+    input: ArrayLike,
+    target: ArrayLike,
     *,
-    alpha: float = 0.25,
+    alpha: float | None = 0.25,
     gamma: float = 2.0,
     where: ArrayLike | None = None,
 ) -> jax.Array:
@@ -99,17 +107,15 @@ def sigmoid_focal_loss(
       >>> jax.vmap(per_example.sigmoid_focal_loss)(logits, targets).round(4)
       Array([0.0087, 0.0169], dtype=float32)
     """
-    return _binary._sigmoid_focal_unreduced(
-        logits, targets, alpha=alpha, gamma=gamma, where=where
-    ).per_example()
+    return _one_example(jaxlosses.sigmoid_focal_loss, locals())
 
 
 def nll_loss(
-    log_probs: ArrayLike,
-    labels: ArrayLike,
+    input: ArrayLike,
+    target: ArrayLike,
     *,
     weight: ArrayLike | None = None,
-    ignore_index: int = -100,
+    ignore_index: int | None = -100,
     axis: int = -1,
     where: ArrayLike | None = None,
 ) -> jax.Array:
@@ -123,17 +129,15 @@ def nll_loss(
       >>> jax.vmap(per_example.nll_loss)(log_probs, jnp.array([0, 2])).round(4)
       Array([0.0659, 1.0986], dtype=float32)
     """
-    return _multiclass._nll_unreduced(
-        log_probs, labels, weight=weight, ignore_index=ignore_index, axis=axis, where=where
-    ).per_example()
+    return _one_example(jaxlosses.nll_loss, locals())
 
 
 def cross_entropy(
-    logits: ArrayLike,
-    targets: ArrayLike,
+    input: ArrayLike,
+    target: ArrayLike,
     *,
     weight: ArrayLike | None = None,
-    ignore_index: int = -100,
+    ignore_index: int | None = -100,
     label_smoothing: float = 0.0,
     axis: int = -1,
     where: ArrayLike | None = None,
@@ -154,24 +158,16 @@ def cross_entropy(
       >>> jax.vmap(per_example.cross_entropy)(jnp.zeros((2, 3, 4)), tokens).round(4)
       Array([1.3863, 1.3863], dtype=float32)
     """
-    return _multiclass._cross_entropy_unreduced(
-        logits,
-        targets,
-        weight=weight,
-        ignore_index=ignore_index,
-        label_smoothing=label_smoothing,
-        axis=axis,
-        where=where,
-    ).per_example()
+    return _one_example(jaxlosses.cross_entropy, locals())
 
 
 def focal_loss(
-    logits: ArrayLike,
-    labels: ArrayLike,
+    input: ArrayLike,
+    target: ArrayLike,
     *,
     gamma: float = 2.0,
     weight: ArrayLike | None = None,
-    ignore_index: int = -100,
+    ignore_index: int | None = -100,
     axis: int = -1,
     where: ArrayLike | None = None,
 ) -> jax.Array:
@@ -184,22 +180,15 @@ def focal_loss(
       >>> jax.vmap(per_example.focal_loss)(logits, labels).round(4)
       Array([0.0457, 0.4883], dtype=float32)
     """
-    return _multiclass._focal_unreduced(
-        logits,
-        labels,
-        gamma=gamma,
-        weight=weight,
-        ignore_index=ignore_index,
-        axis=axis,
-        where=where,
-    ).per_example()
+    return _one_example(jaxlosses.focal_loss, locals())
 
 
 def label_smoothing_loss(
-    logits: ArrayLike,
-    labels: ArrayLike,
+    input: ArrayLike,
+    target: ArrayLike,
     *,
-    smoothing: float = 0.1,
+    label_smoothing: float = 0.1,
+    ignore_index: int | None = -100,
     axis: int = -1,
     where: ArrayLike | None = None,
 ) -> jax.Array:
@@ -212,14 +201,12 @@ def label_smoothing_loss(
       >>> jax.vmap(per_example.label_smoothing_loss)(logits, labels).round(4)
       Array([0.4159, 1.0986], dtype=float32)
     """
-    return _multiclass._label_smoothing_unreduced(
-        logits, labels, smoothing=smoothing, axis=axis, where=where
-    ).per_example()
+    return _one_example(jaxlosses.label_smoothing_loss, locals())
 
 
 def multilabel_soft_margin_loss(
-    logits: ArrayLike,
-    targets: ArrayLike,
+    input: ArrayLike,
+    target: ArrayLike,
     *,
     weight: ArrayLike | None = None,
     where: ArrayLike | None = None,
@@ -234,6 +221,4 @@ def multilabel_soft_margin_loss(
       >>> jax.vmap(per_example.multilabel_soft_margin_loss)(logits, targets).round(4)
       Array([0.2786, 1.5072], dtype=float32)
     """
-    return _multilabel._multilabel_unreduced(
-        logits, targets, weight=weight, where=where
-    ).per_example()
+    return _one_example(jaxlosses.multilabel_soft_margin_loss, locals())

@@ -39,8 +39,8 @@ CASES = {
     "MultiLabelSoftMarginLoss": (jl.multilabel_soft_margin_loss, {"weight": W}, (X, T), WHERE),
     "FocalLoss": (jl.focal_loss, {"gamma": 0.5, "weight": W}, (X, Y), WHERE),
     "SigmoidFocalLoss": (jl.sigmoid_focal_loss, {"alpha": 0.4, "gamma": 1.5}, (X, T), None),
-    "LabelSmoothingLoss": (jl.label_smoothing_loss, {"smoothing": 0.3}, (X, YK), WHERE),
-    "F1Loss": (jl.f1_loss, {"epsilon": 0.01}, (X, YK), WHERE),
+    "LabelSmoothingLoss": (jl.label_smoothing_loss, {"label_smoothing": 0.3}, (X, YK), WHERE),
+    "F1Loss": (jl.f1_loss, {"eps": 0.01}, (X, YK), WHERE),
     "DiceLoss": (jl.dice_loss, {"smooth": 0.25}, (X, YK), None),
     "LinearCrossEntropyLoss": (
         jl.linear_cross_entropy,

@@ -105,7 +105,7 @@ def torchvision_sigmoid_focal_loss(inputs, targets, alpha, gamma, reduction):
 
 @pytest.mark.parametrize(
     "shape,alpha,gamma,soft,reduction",
-    list(itertools.product(SHAPES, [0.25, -1.0], [0.0, 0.5, 2.0], [False, True], REDUCTIONS)),
+    list(itertools.product(SHAPES, [0.25, None], [0.0, 0.5, 2.0], [False, True], REDUCTIONS)),
 )
 def test_sigmoid_focal_loss_matches_torchvision(shape, alpha, gamma, soft, reduction):
     logits, targets = _data(shape, 5, soft=soft)
@@ -113,8 +113,10 @@ def test_sigmoid_focal_loss_matches_torchvision(shape, alpha, gamma, soft, reduc
     def jax_fn(x, t):
         return jl.sigmoid_focal_loss(x, t, alpha=alpha, gamma=gamma, reduction=reduction)
 
-    def torch_fn(x, t):
-        return torchvision_sigmoid_focal_loss(x, t, alpha, gamma, reduction)
+    def torch_fn(x, t):  # torchvision disables alpha with a negative value
+        return torchvision_sigmoid_focal_loss(
+            x, t, -1 if alpha is None else alpha, gamma, reduction
+        )
 
     assert_matches_torch(jax_fn, torch_fn, [logits, targets], [0, 1], rtol=2e-5, atol=2e-6)
 

@@ -27,7 +27,7 @@ CALLS = {
     "cross_entropy_probs": lambda x: jl.cross_entropy(x, jax.nn.softmax(TARGETS)),
     "nll_loss": lambda x: jl.nll_loss(jl.log_softmax(x), LABELS, weight=WEIGHT),
     "focal_loss": lambda x: jl.focal_loss(x, LABELS, gamma=0.5),
-    "label_smoothing_loss": lambda x: jl.label_smoothing_loss(x, LABELS, smoothing=0.2),
+    "label_smoothing_loss": lambda x: jl.label_smoothing_loss(x, LABELS, label_smoothing=0.2),
     "bce": lambda x: jl.binary_cross_entropy(jax.nn.sigmoid(x), TARGETS),
     "bce_logits": lambda x: jl.binary_cross_entropy_with_logits(x, TARGETS, pos_weight=WEIGHT),
     "sigmoid_focal": lambda x: jl.sigmoid_focal_loss(x, TARGETS, gamma=0.5),

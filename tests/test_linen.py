@@ -52,7 +52,7 @@ class Net(fnn.Module):
     @fnn.compact
     def __call__(self, x, y, where=None):
         logits = fnn.Dense(5)(jax.nn.relu(fnn.Dense(8)(x)))
-        return linen.FocalLoss(gamma=1.0, weight=W)(logits, y, where)
+        return linen.FocalLoss(gamma=1.0, weight=W)(logits, y, where=where)
 
 
 def test_training_updates_params_only_and_compiles_once():

@@ -209,7 +209,9 @@ def test_label_smoothing_loss_matches_seeds_torch(layout, smoothing, reduction):
         return reduce(torch_label_smoothing(x, y, 4, smoothing, dim=caxis))
 
     def jax_fn(x, y):
-        return jl.label_smoothing_loss(x, y, smoothing=smoothing, reduction=reduction, axis=caxis)
+        return jl.label_smoothing_loss(
+            x, y, label_smoothing=smoothing, reduction=reduction, axis=caxis
+        )
 
     assert_matches_torch(jax_fn, torch_fn, [logits, labels], [0])
 
@@ -218,7 +220,7 @@ def test_label_smoothing_loss_relates_to_pytorch_label_smoothing():
     logits, labels, _, _ = _make("NC", 6, 10)
     s = 0.25
     chex.assert_trees_all_close(
-        jl.label_smoothing_loss(logits, labels, smoothing=s),
+        jl.label_smoothing_loss(logits, labels, label_smoothing=s),
         jl.cross_entropy(logits, labels, label_smoothing=s * 6 / 5),
         rtol=1e-6,
     )

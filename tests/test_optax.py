@@ -128,9 +128,7 @@ def test_bce_with_logits_is_optax_sigmoid_binary_cross_entropy():
 def test_sigmoid_focal_loss_is_optax(alpha, gamma, targets):
     t = BINARY if targets == "binary" else SOFT
     assert_value_and_grad_close(
-        lambda x: jl.sigmoid_focal_loss(
-            x, t, alpha=-1.0 if alpha is None else alpha, gamma=gamma, reduction="none"
-        ),
+        lambda x: jl.sigmoid_focal_loss(x, t, alpha=alpha, gamma=gamma, reduction="none"),
         lambda x: optax.losses.sigmoid_focal_loss(x, t, alpha=alpha, gamma=gamma),
         LOGITS,
     )

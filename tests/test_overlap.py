@@ -45,7 +45,7 @@ def test_f1_loss_matches_seeds(n, c, eps):
     labels = r.integers(0, c, size=n)
     labels[: c - 1] = np.arange(c - 1)  # every class but the last is present
     assert_matches_torch(
-        lambda x, y: jl.f1_loss(x, y, epsilon=eps),
+        lambda x, y: jl.f1_loss(x, y, eps=eps),
         lambda x, y: seeds_f1_loss(x, y, c, eps),
         [logits, labels],
         [0],
@@ -108,7 +108,7 @@ def test_overlap_losses_fully_masked_are_finite_with_zero_gradient():
     labels = jnp.array([0, 1, 2, 0])
     where = jnp.zeros(4, bool)
     for fn in [
-        lambda x: jl.f1_loss(x, labels, where=where, epsilon=0.0),
+        lambda x: jl.f1_loss(x, labels, where=where, eps=0.0),
         lambda x: jl.dice_loss(x, labels, where=where, smooth=0.0),
     ]:
         value, grad = jax.value_and_grad(fn)(logits)

@@ -30,7 +30,7 @@ CLASS_LOSSES = [
     ("cross_entropy", dict(), True),
     ("nll_loss", dict(), True),
     ("focal_loss", dict(gamma=1.5), True),
-    ("label_smoothing_loss", dict(smoothing=0.2), False),
+    ("label_smoothing_loss", dict(label_smoothing=0.2), False),
 ]
 
 

@@ -99,5 +99,5 @@ def test_label_smoothing_loss_spreads_smoothing_over_other_classes():
     lp = jax.nn.log_softmax(logits)
     want = -(0.7 * lp[0, 0] + 0.15 * lp[0, 1] + 0.15 * lp[0, 2])
     np.testing.assert_allclose(
-        jl.label_smoothing_loss(logits, jnp.array([0]), smoothing=0.3), want, rtol=1e-6
+        jl.label_smoothing_loss(logits, jnp.array([0]), label_smoothing=0.3), want, rtol=1e-6
     )

@@ -8,8 +8,11 @@ their value is unknown until run time.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import numbers
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, ParamSpec, TypeVar
 
 import jax
 import jax.numpy as jnp
@@ -18,7 +21,22 @@ import numpy as np
 REDUCTIONS = ("mean", "sum", "none")
 
 
-def check_reduction(reduction: str, *, allowed: Sequence[str] = REDUCTIONS) -> str:
+class _PerExample:
+    """The reduction of :mod:`jaxlosses.per_example`: the mean over one example's kept items.
+
+    Not a value users pass: ``per_example.f(...)`` calls ``f(..., reduction=PER_EXAMPLE)``.
+    """
+
+    def __repr__(self) -> str:
+        return "PER_EXAMPLE"
+
+
+PER_EXAMPLE = _PerExample()
+
+
+def check_reduction(reduction, *, allowed: Sequence[str] = REDUCTIONS) -> str:
+    if reduction is PER_EXAMPLE:
+        return reduction
     if not isinstance(reduction, str) or reduction not in allowed:
         raise ValueError(f"reduction must be one of {tuple(allowed)}, got {reduction!r}")
     return reduction
@@ -110,7 +128,7 @@ def normalize_axis(axis: int, ndim: int, *, name: str = "axis") -> int:
     if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
         raise TypeError(f"{name} must be an int, got {axis!r}")
     if ndim == 0:
-        raise ValueError("logits must have at least one dimension (the class axis), got a scalar")
+        raise ValueError("input must have at least one dimension (the class axis), got a scalar")
     if not -ndim <= axis < ndim:
         raise ValueError(f"{name}={axis} is out of range for an input of rank {ndim}")
     return int(axis) % ndim
@@ -157,11 +175,123 @@ def as_where(where, shape: tuple[int, ...], *, to: str = "unreduced loss") -> ja
     return jnp.broadcast_to(where, shape)
 
 
-def check_labels_for_logits(logits: jax.Array, labels: jax.Array, axis: int) -> None:
-    """Class-index labels have the logits' shape with the class axis removed."""
-    expected = logits.shape[:axis] + logits.shape[axis + 1 :]
-    if labels.shape != expected:
-        raise ValueError(
-            f"labels must have the shape of logits without the class axis {axis}: "
-            f"expected {expected}, got labels.shape={labels.shape} for logits.shape={logits.shape}"
+# --------------------------------------------------------------------------------------
+# Declared hyperparameters: each public loss states the range of its options once, in a
+# ``@hyperparameters(...)`` decorator. The function validates them when it is called
+# (at trace time), and a Flax module validates the same declaration when it is built.
+
+Spec = Callable[[str, Any], None]
+"""Validates one hyperparameter: ``spec(name, value)`` raises, or returns None."""
+
+
+def real(
+    low: float | None = None,
+    high: float | None = None,
+    *,
+    low_open: bool = False,
+    high_open: bool = False,
+    optional: bool = False,
+) -> Spec:
+    """A real scalar in ``[low, high]`` (``(low, ...`` with ``low_open``); None if ``optional``.
+
+    Ints are accepted (a weight is a number). A traced value is not range-checked: its
+    value is unknown until run time (see :func:`jaxlosses.check_hyperparameters`).
+    """
+
+    def spec(name: str, value) -> None:
+        if value is None and optional:
+            return
+        check_scalar_range(
+            name,
+            value,
+            low=low,
+            high=high,
+            low_inclusive=not low_open,
+            high_inclusive=not high_open,
         )
+
+    spec.bounds = (low, high, low_open, high_open, optional)  # type: ignore[attr-defined]
+    return spec
+
+
+def integer(low: int | None = None, *, optional: bool = False) -> Spec:
+    """A Python int (not a bool) ``>= low``; None if ``optional``."""
+
+    def spec(name: str, value) -> None:
+        if value is None and optional:
+            return
+        check_int(name, value)
+        if low is not None and value < low:
+            raise ValueError(f"{name} must be an int >= {low}, got {value}")
+
+    return spec
+
+
+def choice(*values) -> Spec:
+    """One of ``values`` (compared with ``==``, strings and bools exactly)."""
+
+    def spec(name: str, value) -> None:
+        ok = any(value is v or (type(value) is type(v) and value == v) for v in values)
+        if not ok:
+            raise ValueError(f"{name} must be one of {values}, got {value!r}")
+
+    return spec
+
+
+def flag(name: str, value) -> None:
+    """A Python bool."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, got {value!r}")
+
+
+def reduction_spec(*allowed: str) -> Spec:
+    """``reduction``: one of ``allowed`` (default ``"mean"``, ``"sum"``, ``"none"``)."""
+    allowed = allowed or REDUCTIONS
+
+    def spec(name: str, value) -> None:
+        check_reduction(value, allowed=allowed)
+
+    return spec
+
+
+REDUCTION = reduction_spec()
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def hyperparameters(**specs: Spec) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Declares a loss's hyperparameters: validated at each call, readable by modules.
+
+    The decorated function gets a ``hyperparameter_specs`` attribute; its keyword-only
+    arguments named in ``specs`` are validated before the body runs, so the body never
+    checks them again. Defaults are not re-validated (a test checks they pass).
+    """
+
+    def decorate(fn: Callable[P, R]) -> Callable[P, R]:
+        signature = inspect.signature(fn)
+        unknown = sorted(set(specs) - set(signature.parameters))
+        if unknown:
+            raise TypeError(f"{fn.__name__} declares specs for unknown arguments {unknown}")
+
+        @functools.wraps(fn)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            for name, value in kwargs.items():
+                spec = specs.get(name)
+                if spec is not None:
+                    spec(name, value)
+            return fn(*args, **kwargs)
+
+        wrapper.hyperparameter_specs = dict(specs)  # type: ignore[attr-defined]
+        return wrapper
+
+    return decorate
+
+
+def validate_hyperparameters(fn: Callable, values: dict[str, Any]) -> None:
+    """Validates ``values`` against ``fn``'s declared specs (a module's constructor)."""
+    specs = getattr(fn, "hyperparameter_specs", {})
+    for name, value in values.items():
+        spec = specs.get(name)
+        if spec is not None:
+            spec(name, value)

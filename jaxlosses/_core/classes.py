@@ -107,8 +107,8 @@ def class_labels(
         full = list(expected)
         full.insert(axis, inputs.num_classes)
         raise ValueError(
-            f"{name} must have the shape of the logits without the class axis {axis}: "
-            f"expected {expected}, got {name}.shape={labels.shape} for logits of shape "
+            f"{name} must have the shape of the input without the class axis {axis}: "
+            f"expected {expected}, got {name}.shape={labels.shape} for an input of shape "
             f"{tuple(full)}"
         )
     if ignore_index is None:

@@ -13,7 +13,9 @@ Hyperparameters are of two kinds:
   Python values that are part of the compiled program (changing one recompiles).
 
 ``where`` is a call argument, not a hyperparameter; so is any argument a module names
-as one (``linear_cross_entropy``'s ``bias``, a trained parameter of the output layer).
+as one. Hyperparameters are validated when the module is built, by the ranges the
+function declares (``@hyperparameters`` in :mod:`jaxlosses._core.checks`), so a module
+with ``label_smoothing=1.5`` fails at construction, not at its first call.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
+from jaxlosses._core import checks
+
 CALL_ARGUMENTS = ("where",)
 
 
@@ -33,14 +37,18 @@ class LossSpec(NamedTuple):
 
     Attributes:
       fn: the loss function.
+      inputs: the names of its positional inputs, in order.
       defaults: every hyperparameter's name and default, in signature order
         (``inspect.Parameter.empty`` for a required one).
       arrays: the names of the array hyperparameters (annotated ``ArrayLike``).
+      call_arguments: the keyword-only arguments passed at each call (``where``, ...).
     """
 
     fn: Callable[..., jax.Array]
+    inputs: tuple[str, ...]
     defaults: Mapping[str, Any]
     arrays: tuple[str, ...]
+    call_arguments: tuple[str, ...]
 
     def bind(self, owner: str, hyperparameters: Mapping[str, Any]) -> dict[str, Any]:
         """Every hyperparameter's value: ``hyperparameters`` over the defaults.
@@ -58,6 +66,7 @@ class LossSpec(NamedTuple):
         missing = [name for name, value in values.items() if value is inspect.Parameter.empty]
         if missing:
             raise TypeError(f"{owner} is missing required hyperparameter(s) {missing}")
+        checks.validate_hyperparameters(self.fn, hyperparameters)
         return values
 
     def is_state(self, name: str, value: Any) -> bool:
@@ -78,11 +87,33 @@ def loss_spec(
 
     ``call_arguments``: keyword-only arguments passed at each call, not hyperparameters.
     """
-    defaults, arrays = {}, []
+    defaults, arrays, inputs, calls = {}, [], [], []
     for name, param in inspect.signature(fn).parameters.items():
-        if param.kind is not inspect.Parameter.KEYWORD_ONLY or name in call_arguments:
+        if param.kind is not inspect.Parameter.KEYWORD_ONLY:
+            inputs.append(name)
+            continue
+        if name in call_arguments:
+            calls.append(name)
             continue
         defaults[name] = param.default
         if "ArrayLike" in str(param.annotation):
             arrays.append(name)
-    return LossSpec(fn, defaults, tuple(arrays))
+    return LossSpec(fn, tuple(inputs), defaults, tuple(arrays), tuple(calls))
+
+
+def check_call(spec: LossSpec, owner: str, inputs: tuple, call_arguments: Mapping) -> None:
+    """Checks a module call's inputs against its function: their number, and call names.
+
+    Raises:
+      TypeError: naming the expected inputs, or the unexpected keyword arguments.
+    """
+    if len(inputs) != len(spec.inputs):
+        raise TypeError(
+            f"{owner} takes {len(spec.inputs)} positional input(s) {spec.inputs}, got {len(inputs)}"
+        )
+    unknown = sorted(set(call_arguments) - set(spec.call_arguments))
+    if unknown:
+        raise TypeError(
+            f"{owner} got unexpected call argument(s) {unknown}; it accepts "
+            f"{list(spec.call_arguments)} (hyperparameters are set when it is built)"
+        )

@@ -32,10 +32,6 @@ def compute_dtype(dtype) -> jnp.dtype:
     return dtype
 
 
-def upcast(x: jax.Array) -> jax.Array:
-    return x.astype(compute_dtype(x.dtype))
-
-
 def safe_divide(numerator: jax.Array, denominator: jax.Array) -> jax.Array:
     """``numerator / denominator`` with ``0`` (and a zero gradient) where the denominator is 0."""
     zero = denominator == 0
@@ -62,7 +58,9 @@ def reduce_loss(
 
     Args:
       loss: the unreduced loss, already zero where ``mask`` is False.
-      reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+      reduction: ``"mean"``, ``"sum"``, ``"none"``, or ``checks.PER_EXAMPLE`` (the mean
+        over the kept items, whatever the ``denominator``: one example's loss, exactly
+        the unreduced loss for a one-item example).
       mask: optional boolean array of ``loss``'s shape; the kept items.
       denominator: optional per-item weights whose sum divides a ``"mean"`` (they must
         already be zero for dropped items). Defaults to the count of kept items.
@@ -72,8 +70,12 @@ def reduce_loss(
         ``psum``, so ``"mean"`` is the global sum over the global denominator (not a
         mean of per-shard means). Ignored for ``"none"``.
     """
-    checks.check_reduction(reduction)
     out_dtype = loss.dtype if out_dtype is None else out_dtype
+    if reduction is checks.PER_EXAMPLE:
+        if loss.ndim == 0:
+            return loss.astype(out_dtype)
+        reduction, denominator = "mean", None
+    checks.check_reduction(reduction)
     if reduction == "none":
         return loss.astype(out_dtype)
     acc = compute_dtype(loss.dtype)
@@ -119,9 +121,3 @@ class Unreduced(NamedTuple):
             out_dtype=self.dtype,
             axis_name=axis_name,
         )
-
-    def per_example(self) -> jax.Array:
-        """The mean over an example's kept items; exactly the loss for a one-item example."""
-        if self.loss.ndim == 0:
-            return self.loss.astype(self.dtype)
-        return reduce_loss(self.loss, "mean", mask=self.mask, out_dtype=self.dtype)

@@ -1,7 +1,8 @@
 """Flax NNX modules for the losses, with PyTorch's names.
 
-Each module binds a loss function's keyword arguments at construction and is called as
-``loss(input, target, where=None)``; the result is exactly the function's::
+Each module binds a loss function's keyword arguments at construction (validating them
+there) and is called with the function's positional inputs, ``loss(input, target,
+where=None)`` for most; the result is exactly the function's::
 
     CrossEntropyLoss(weight=w, label_smoothing=0.1)(logits, labels)
         == jaxlosses.cross_entropy(logits, labels, weight=w, label_smoothing=0.1)
@@ -19,16 +20,16 @@ Example:
   >>> import jax.numpy as jnp
   >>> from flax import nnx
   >>> import jaxlosses
-  >>> from jaxlosses import nn
+  >>> from jaxlosses import nnx as losses
   >>> logits = jnp.array([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3]])
   >>> labels = jnp.array([0, 2])
-  >>> loss = nn.CrossEntropyLoss(weight=jnp.array([1.0, 2.0, 0.5]), label_smoothing=0.1)
+  >>> loss = losses.CrossEntropyLoss(weight=jnp.array([1.0, 2.0, 0.5]), label_smoothing=0.1)
   >>> round(float(loss(logits, labels)), 4)
   0.651
   >>> round(float(jaxlosses.cross_entropy(logits, labels, weight=jnp.array([1.0, 2.0, 0.5]),
   ...                                     label_smoothing=0.1)), 4)
   0.651
-  >>> nnx.state(loss, nn.LossHyperparameter)["weight"][...]
+  >>> nnx.state(loss, losses.LossHyperparameter)["weight"][...]
   Array([1. , 2. , 0.5], dtype=float32)
   >>> len(nnx.state(loss, nnx.Param))  # nothing to train
   0
@@ -45,7 +46,7 @@ from flax import nnx
 from jax.typing import ArrayLike
 
 from jaxlosses import _binary, _fused, _multiclass, _multilabel, _overlap
-from jaxlosses._core.modules import CALL_ARGUMENTS, LossSpec, loss_spec
+from jaxlosses._core.modules import CALL_ARGUMENTS, LossSpec, check_call, loss_spec
 
 __all__ = [
     "BCELoss",
@@ -73,11 +74,11 @@ class LossHyperparameter(nnx.Variable):
     Example:
       >>> import jax.numpy as jnp
       >>> from flax import nnx
-      >>> from jaxlosses import nn
-      >>> loss = nn.CrossEntropyLoss(weight=jnp.array([1.0, 3.0]))
+      >>> import jaxlosses
+      >>> loss = jaxlosses.nnx.CrossEntropyLoss(weight=jnp.array([1.0, 3.0]))
       >>> type(loss.weight).__name__
       'LossHyperparameter'
-      >>> nnx.state(loss, nn.LossHyperparameter)["weight"][...]
+      >>> nnx.state(loss, jaxlosses.nnx.LossHyperparameter)["weight"][...]
       Array([1., 3.], dtype=float32)
       >>> len(nnx.state(loss, nnx.Param))
       0
@@ -90,19 +91,19 @@ class Loss(nnx.Module):
     A subclass names its function, ``class MyLoss(Loss, fn=my_loss): ...``; its
     constructor then takes ``my_loss``'s keyword-only arguments (``where`` excepted, and
     any other argument named in ``call_arguments=(...)``, passed at each call instead)
-    with the same defaults. A loss whose inputs are not ``(input, target)`` overrides
-    ``__call__`` and calls ``self.forward(*inputs, where=where)``.
+    with the same defaults, and validates them against the ranges the function declares.
+    It is called with the function's positional inputs and the call arguments.
 
     Attributes:
       fn: the loss function (a class attribute).
 
     Example:
       >>> import jax.numpy as jnp
-      >>> from jaxlosses import nn
+      >>> import jaxlosses
       >>> def squared_hinge(logits, targets, *, margin=1.0, where=None):
       ...     loss = jnp.maximum(0.0, margin - targets * logits) ** 2
       ...     return jnp.mean(loss if where is None else jnp.where(where, loss, 0.0))
-      >>> class SquaredHingeLoss(nn.Loss, fn=squared_hinge):
+      >>> class SquaredHingeLoss(jaxlosses.nnx.Loss, fn=squared_hinge):
       ...     'Squared hinge loss on +-1 targets.'
       >>> loss = SquaredHingeLoss(margin=2.0)
       >>> loss.hyperparameters()
@@ -143,16 +144,14 @@ class Loss(nnx.Module):
             values[name] = value[...] if isinstance(value, nnx.Variable) else value
         return values
 
-    def forward(
-        self, *inputs: ArrayLike, where: ArrayLike | None = None, **call_arguments: Any
-    ) -> jax.Array:
-        """``fn(*inputs, where=where, **call_arguments, **hyperparameters)``."""
-        return type(self).fn(*inputs, where=where, **call_arguments, **self.hyperparameters())
+    def __call__(self, *inputs: ArrayLike, **call_arguments: Any) -> jax.Array:
+        """``fn(*inputs, **call_arguments, **hyperparameters)``.
 
-    def __call__(
-        self, input: ArrayLike, target: ArrayLike, where: ArrayLike | None = None
-    ) -> jax.Array:
-        return self.forward(input, target, where=where)
+        ``inputs`` are the function's positional inputs (``input, target`` for most);
+        ``call_arguments`` are ``where`` and the module's other call arguments.
+        """
+        check_call(self.spec, type(self).__name__, inputs, call_arguments)
+        return type(self).fn(*inputs, **call_arguments, **self.hyperparameters())
 
 
 class BCELoss(Loss, fn=_binary.binary_cross_entropy):
@@ -160,10 +159,10 @@ class BCELoss(Loss, fn=_binary.binary_cross_entropy):
 
     Example:
       >>> import jax, jax.numpy as jnp
-      >>> from jaxlosses import nn
+      >>> from jaxlosses import nnx as losses
       >>> logits = jnp.array([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3]])
       >>> targets = jnp.array([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]])
-      >>> loss = nn.BCELoss()
+      >>> loss = losses.BCELoss()
       >>> round(float(loss(jax.nn.sigmoid(logits), targets)), 4)
       0.7685
     """
@@ -174,10 +173,10 @@ class BCEWithLogitsLoss(Loss, fn=_binary.binary_cross_entropy_with_logits):
 
     Example:
       >>> import jax, jax.numpy as jnp
-      >>> from jaxlosses import nn
+      >>> from jaxlosses import nnx as losses
       >>> logits = jnp.array([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3]])
       >>> targets = jnp.array([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]])
-      >>> loss = nn.BCEWithLogitsLoss(pos_weight=jnp.array([1.0, 2.0, 1.0]))
+      >>> loss = losses.BCEWithLogitsLoss(pos_weight=jnp.array([1.0, 2.0, 1.0]))
       >>> round(float(loss(logits, targets)), 4)
       0.8682
     """
@@ -188,10 +187,10 @@ class CrossEntropyLoss(Loss, fn=_multiclass.cross_entropy):
 
     Example:
       >>> import jax, jax.numpy as jnp
-      >>> from jaxlosses import nn
+      >>> from jaxlosses import nnx as losses
       >>> logits = jnp.array([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3]])
       >>> labels = jnp.array([0, 2])
-      >>> loss = nn.CrossEntropyLoss(weight=jnp.array([1.0, 2.0, 0.5]), label_smoothing=0.1)
+      >>> loss = losses.CrossEntropyLoss(weight=jnp.array([1.0, 2.0, 0.5]), label_smoothing=0.1)
       >>> round(float(loss(logits, labels)), 4)
       0.651
     """
@@ -202,10 +201,10 @@ class NLLLoss(Loss, fn=_multiclass.nll_loss):
 
     Example:
       >>> import jax, jax.numpy as jnp
-      >>> from jaxlosses import nn
+      >>> from jaxlosses import nnx as losses
       >>> logits = jnp.array([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3]])
       >>> labels = jnp.array([0, 2])
-      >>> loss = nn.NLLLoss(weight=jnp.array([1.0, 2.0, 0.5]))
+      >>> loss = losses.NLLLoss(weight=jnp.array([1.0, 2.0, 0.5]))
       >>> round(float(loss(jax.nn.log_softmax(logits), labels)), 4)
       0.4949
     """
@@ -216,10 +215,10 @@ class MultiLabelSoftMarginLoss(Loss, fn=_multilabel.multilabel_soft_margin_loss)
 
     Example:
       >>> import jax, jax.numpy as jnp
-      >>> from jaxlosses import nn
+      >>> from jaxlosses import nnx as losses
       >>> logits = jnp.array([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3]])
       >>> targets = jnp.array([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]])
-      >>> loss = nn.MultiLabelSoftMarginLoss()
+      >>> loss = losses.MultiLabelSoftMarginLoss()
       >>> round(float(loss(logits, targets)), 4)
       0.7685
     """
@@ -230,10 +229,10 @@ class FocalLoss(Loss, fn=_multiclass.focal_loss):
 
     Example:
       >>> import jax, jax.numpy as jnp
-      >>> from jaxlosses import nn
+      >>> from jaxlosses import nnx as losses
       >>> logits = jnp.array([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3]])
       >>> labels = jnp.array([0, 2])
-      >>> loss = nn.FocalLoss(gamma=2.0)
+      >>> loss = losses.FocalLoss(gamma=2.0)
       >>> round(float(loss(logits, labels)), 4)
       0.2062
     """
@@ -244,10 +243,10 @@ class SigmoidFocalLoss(Loss, fn=_binary.sigmoid_focal_loss):
 
     Example:
       >>> import jax, jax.numpy as jnp
-      >>> from jaxlosses import nn
+      >>> from jaxlosses import nnx as losses
       >>> logits = jnp.array([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3]])
       >>> targets = jnp.array([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]])
-      >>> loss = nn.SigmoidFocalLoss(alpha=0.25, gamma=2.0)
+      >>> loss = losses.SigmoidFocalLoss(alpha=0.25, gamma=2.0)
       >>> round(float(loss(logits, targets)), 4)
       0.1424
     """
@@ -258,10 +257,10 @@ class LabelSmoothingLoss(Loss, fn=_multiclass.label_smoothing_loss):
 
     Example:
       >>> import jax, jax.numpy as jnp
-      >>> from jaxlosses import nn
+      >>> from jaxlosses import nnx as losses
       >>> logits = jnp.array([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3]])
       >>> labels = jnp.array([0, 2])
-      >>> loss = nn.LabelSmoothingLoss(smoothing=0.1)
+      >>> loss = losses.LabelSmoothingLoss(label_smoothing=0.1)
       >>> round(float(loss(logits, labels)), 4)
       0.7416
     """
@@ -272,10 +271,10 @@ class F1Loss(Loss, fn=_overlap.f1_loss):
 
     Example:
       >>> import jax, jax.numpy as jnp
-      >>> from jaxlosses import nn
+      >>> from jaxlosses import nnx as losses
       >>> logits = jnp.array([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3]])
       >>> labels = jnp.array([0, 2])
-      >>> loss = nn.F1Loss()
+      >>> loss = losses.F1Loss()
       >>> round(float(loss(logits, labels)), 4)
       0.5749
     """
@@ -286,10 +285,10 @@ class DiceLoss(Loss, fn=_overlap.dice_loss):
 
     Example:
       >>> import jax, jax.numpy as jnp
-      >>> from jaxlosses import nn
+      >>> from jaxlosses import nnx as losses
       >>> logits = jnp.array([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3]])
       >>> labels = jnp.array([0, 2])
-      >>> loss = nn.DiceLoss(smooth=1.0)
+      >>> loss = losses.DiceLoss(smooth=1.0)
       >>> round(float(loss(logits, labels)), 4)
       0.2609
     """
@@ -312,23 +311,13 @@ class LinearCrossEntropyLoss(
     Example:
       >>> import jax, jax.numpy as jnp
       >>> from flax import nnx
-      >>> from jaxlosses import nn
+      >>> from jaxlosses import nnx as losses
       >>> head = nnx.Linear(4, 10, rngs=nnx.Rngs(0))
       >>> x = jax.random.normal(jax.random.key(0), (2, 3, 4))  # (batch, time, hidden)
       >>> y = jnp.array([[1, 2, 3], [4, -100, 9]])
-      >>> loss = nn.LinearCrossEntropyLoss(label_smoothing=0.1, chunk_size=4)
+      >>> loss = losses.LinearCrossEntropyLoss(label_smoothing=0.1, chunk_size=4)
       >>> fused = loss(x, head.kernel[...].T, y, bias=head.bias[...])
-      >>> naive = nn.CrossEntropyLoss(label_smoothing=0.1)(head(x), y)
+      >>> naive = losses.CrossEntropyLoss(label_smoothing=0.1)(head(x), y)
       >>> bool(jnp.allclose(fused, naive, rtol=1e-5))
       True
     """
-
-    def __call__(
-        self,
-        inputs: ArrayLike,
-        weight: ArrayLike,
-        labels: ArrayLike,
-        bias: ArrayLike | None = None,
-        where: ArrayLike | None = None,
-    ) -> jax.Array:
-        return self.forward(inputs, weight, labels, bias=bias, where=where)

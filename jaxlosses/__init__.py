@@ -15,6 +15,11 @@ from jaxlosses._multiclass import nll_loss as nll_loss
 from jaxlosses._multilabel import multilabel_soft_margin_loss as multilabel_soft_margin_loss
 from jaxlosses._overlap import dice_loss as dice_loss
 from jaxlosses._overlap import f1_loss as f1_loss
+from jaxlosses._sequence import CTCDecoding as CTCDecoding
+from jaxlosses._sequence import check_ctc_inputs as check_ctc_inputs
+from jaxlosses._sequence import ctc_beam_search_decode as ctc_beam_search_decode
+from jaxlosses._sequence import ctc_greedy_decode as ctc_greedy_decode
+from jaxlosses._sequence import ctc_loss as ctc_loss
 
 __version__ = "0.1.0"
 
@@ -38,10 +43,15 @@ def __dir__():
 
 
 __all__ = [
+    "CTCDecoding",
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
+    "check_ctc_inputs",
     "check_labels",
     "cross_entropy",
+    "ctc_beam_search_decode",
+    "ctc_greedy_decode",
+    "ctc_loss",
     "dice_loss",
     "f1_loss",
     "focal_loss",

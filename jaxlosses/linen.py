@@ -36,13 +36,14 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxlosses import _binary, _fused, _multiclass, _multilabel, _overlap
+from jaxlosses import _binary, _fused, _multiclass, _multilabel, _overlap, _sequence
 from jaxlosses._core import checks
 from jaxlosses._core.modules import CALL_ARGUMENTS, LossSpec, check_call, loss_spec
 
 __all__ = [
     "BCELoss",
     "BCEWithLogitsLoss",
+    "CTCLoss",
     "CrossEntropyLoss",
     "DiceLoss",
     "F1Loss",
@@ -334,4 +335,23 @@ class LinearCrossEntropyLoss(
       ...     jax.nn.logsumexp(x @ w.T + b, axis=-1)[y != -100] ** 2)
       >>> bool(jnp.allclose(fused, naive, rtol=1e-5))
       True
+    """
+
+
+class CTCLoss(Loss, fn=_sequence.ctc_loss):
+    """:func:`jaxlosses.ctc_loss`, connectionist temporal classification (``torch.nn.CTCLoss``).
+
+    The linen twin of :class:`jaxlosses.nnx.CTCLoss`; the lengths may be arrays or
+    Python sequences of ints.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> import jaxlosses
+      >>> from jaxlosses import linen
+      >>> log_probs = jaxlosses.log_softmax(jnp.zeros((4, 2, 3)))  # (T, N, C)
+      >>> inputs = (log_probs, jnp.array([[1, 2], [1, 1]]), [4, 4], [2, 2])
+      >>> loss = linen.CTCLoss(reduction="sum")
+      >>> variables = loss.init(jax.random.key(0), *inputs)
+      >>> round(float(loss.apply(variables, *inputs)), 4)
+      4.2891
     """

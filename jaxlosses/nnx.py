@@ -45,12 +45,13 @@ import jax.numpy as jnp
 from flax import nnx
 from jax.typing import ArrayLike
 
-from jaxlosses import _binary, _fused, _multiclass, _multilabel, _overlap
+from jaxlosses import _binary, _fused, _multiclass, _multilabel, _overlap, _sequence
 from jaxlosses._core.modules import CALL_ARGUMENTS, LossSpec, check_call, loss_spec
 
 __all__ = [
     "BCELoss",
     "BCEWithLogitsLoss",
+    "CTCLoss",
     "CrossEntropyLoss",
     "DiceLoss",
     "F1Loss",
@@ -320,4 +321,21 @@ class LinearCrossEntropyLoss(
       >>> naive = losses.CrossEntropyLoss(label_smoothing=0.1)(head(x), y)
       >>> bool(jnp.allclose(fused, naive, rtol=1e-5))
       True
+    """
+
+
+class CTCLoss(Loss, fn=_sequence.ctc_loss):
+    """:func:`jaxlosses.ctc_loss`, connectionist temporal classification (``torch.nn.CTCLoss``).
+
+    Called as ``loss(log_probs, targets, input_lengths, target_lengths, where=None)``;
+    the lengths may be arrays or Python sequences of ints.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> import jaxlosses
+      >>> from jaxlosses import nnx as losses
+      >>> log_probs = jaxlosses.log_softmax(jnp.zeros((4, 2, 3)))  # (T, N, C)
+      >>> loss = losses.CTCLoss(reduction="sum")
+      >>> round(float(loss(log_probs, jnp.array([[1, 2], [1, 1]]), [4, 4], [2, 2])), 4)
+      4.2891
     """

@@ -35,6 +35,7 @@ __all__ = [
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
     "cross_entropy",
+    "ctc_loss",
     "focal_loss",
     "label_smoothing_loss",
     "multilabel_soft_margin_loss",
@@ -222,3 +223,35 @@ def multilabel_soft_margin_loss(
       Array([0.2786, 1.5072], dtype=float32)
     """
     return _one_example(jaxlosses.multilabel_soft_margin_loss, locals())
+
+
+def ctc_loss(
+    log_probs: ArrayLike,
+    targets: ArrayLike,
+    input_lengths: ArrayLike,
+    target_lengths: ArrayLike,
+    *,
+    blank: int = 0,
+    zero_infinity: bool = False,
+    batch_first: bool = False,
+    where: ArrayLike | None = None,
+) -> jax.Array:
+    """Per-example :func:`jaxlosses.ctc_loss`: one sequence's loss (not divided by its length).
+
+    One example is unbatched: ``(T, C)`` log-probabilities, ``(S,)`` targets and scalar
+    lengths, so ``jax.vmap`` over PyTorch's batch axis 1 of ``(T, N, C)`` equals
+    ``ctc_loss(..., reduction="none")``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> import jaxlosses
+      >>> from jaxlosses import per_example
+      >>> log_probs = jaxlosses.log_softmax(jnp.zeros((4, 2, 3)))  # (T, N, C)
+      >>> targets, lengths = jnp.array([[1, 2], [1, 1]]), jnp.array([2, 2])
+      >>> per_seq = jax.vmap(per_example.ctc_loss, in_axes=(1, 0, None, 0))
+      >>> per_seq(log_probs, targets, 4, lengths).round(4)
+      Array([1.6864, 2.6027], dtype=float32)
+      >>> jaxlosses.ctc_loss(log_probs, targets, [4, 4], lengths, reduction="none").round(4)
+      Array([1.6864, 2.6027], dtype=float32)
+    """
+    return _one_example(jaxlosses.ctc_loss, locals())

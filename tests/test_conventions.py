@@ -25,7 +25,10 @@ PAGE = (ROOT / "docs" / "development.md").read_text()
 
 # Public functions that are not losses: no reduction, per-example twin or module.
 NOT_LOSSES = {
+    "check_ctc_inputs": "a CTC length and label check for checkify",
     "check_labels": "a label check for checkify",
+    "ctc_beam_search_decode": "a decoder: label sequences from CTC log-probabilities",
+    "ctc_greedy_decode": "a decoder: label sequences from CTC log-probabilities",
     "log_softmax": "a normaliser, not a loss",
 }
 # Losses over a whole batch (one value per batch): no per-item values to reduce.
@@ -37,6 +40,7 @@ SET_LEVEL = {
 NO_AXIS = {
     "binary_cross_entropy": "elementwise",
     "binary_cross_entropy_with_logits": "elementwise",
+    "ctc_loss": "the class axis is last, as in PyTorch's (T, N, C); batch_first= moves N",
     "sigmoid_focal_loss": "elementwise",
     "multilabel_soft_margin_loss": "the class axis is last, as in PyTorch's (N, C)",
     "linear_cross_entropy": "input's last axis is contracted with linear_weight, as F.linear",

@@ -39,11 +39,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.custom_derivatives import SymbolicZero
+from jax.sharding import PartitionSpec as P
+from jax.sharding import reshard
 from jax.typing import ArrayLike
 
 from jaxlosses._core import checks
 from jaxlosses._core.checks import REDUCTION, flag, hyperparameters, integer
 from jaxlosses._core.reduction import Unreduced, apply_mask, compute_dtype
+from jaxlosses._core.sharding import explicit_spec
 
 _NEG = -jnp.inf
 
@@ -82,7 +85,7 @@ def _logaddexp3(a: jax.Array, b: jax.Array, c: jax.Array) -> jax.Array:
 
 
 def _neg_column(x: jax.Array) -> jax.Array:
-    return jnp.full(x.shape[:-1] + (1,), _NEG, x.dtype)
+    return jnp.full_like(x[..., :1], _NEG)  # sharded like x
 
 
 # --------------------------------------------------------------------------------------
@@ -128,10 +131,12 @@ def _repeat_penalty(labels: jax.Array, log_zero: jax.Array, dtype) -> jax.Array:
     return jnp.where(labels == previous, log_zero.astype(dtype), zero)
 
 
-def _alpha_init(shape, log_zero, dtype):
-    n, s = shape
-    a_b = jnp.full((n, s + 1), log_zero, dtype).at[:, 0].set(0.0)
-    return a_b, jnp.full((n, s), log_zero, dtype)
+def _alpha_init(log_probs, labels, log_zero):
+    # Built from a (N, 1) slice of log_probs so that, under explicit sharding, the carry
+    # has the batch axis's sharding as the recursion's output does.
+    column = jnp.zeros_like(log_probs[0, :, :1])
+    start = jnp.where(jnp.arange(labels.shape[1] + 1) == 0, 0.0, log_zero).astype(column.dtype)
+    return column + start, column + start[1:]
 
 
 def _log_likelihood(alpha, target_lengths):
@@ -164,7 +169,7 @@ def ctc_forward_variables(
         alpha = _alpha_step(alpha, *xs, labels, repeat, blank)
         return alpha, alpha
 
-    init = _alpha_init(labels.shape, log_zero, log_probs.dtype)
+    init = _alpha_init(log_probs, labels, log_zero)
     return jax.lax.scan(step, init, (log_probs, frames))[1]
 
 
@@ -174,7 +179,7 @@ def _negative_log_likelihood(log_probs, labels, frames, target_lengths, log_zero
     def step(alpha, xs):
         return _alpha_step(alpha, *xs, labels, repeat, blank), None
 
-    init = _alpha_init(labels.shape, log_zero, log_probs.dtype)
+    init = _alpha_init(log_probs, labels, log_zero)
     alpha, _ = jax.lax.scan(step, init, (log_probs, frames))
     return _log_likelihood(alpha, target_lengths)
 
@@ -190,7 +195,7 @@ def _nll_and_gradient(log_probs, labels, frames, target_lengths, log_zero, blank
         alpha = _alpha_step(alpha, *xs, labels, repeat, blank)
         return alpha, alpha
 
-    init = _alpha_init(labels.shape, log_zero, dtype)
+    init = _alpha_init(log_probs, labels, log_zero)
     alpha, alphas = jax.lax.scan(forward, init, (log_probs, frames))
     log_z = _log_likelihood(alpha, target_lengths)
     # An impossible alignment (log_z = -inf) has no path through any state: every
@@ -199,9 +204,12 @@ def _nll_and_gradient(log_probs, labels, frames, target_lengths, log_zero, blank
 
     # beta after the last kept frame: 0 in the two final states (the blank after the
     # last label, and the last label), -inf elsewhere, whatever ``log_zero`` is.
+    column = jnp.zeros_like(log_probs[0, :, :1])
     k = jnp.arange(s + 1)
-    final_b = jnp.where(k[None, :] == target_lengths[:, None], 0.0, _NEG).astype(dtype)
-    final_l = jnp.where(k[None, :s] == target_lengths[:, None] - 1, 0.0, _NEG).astype(dtype)
+    final_b = column + jnp.where(k[None, :] == target_lengths[:, None], 0.0, _NEG).astype(dtype)
+    final_l = column + jnp.where(k[None, :s] == target_lengths[:, None] - 1, 0.0, _NEG).astype(
+        dtype
+    )
     zero = jnp.zeros((), dtype)
 
     def backward(beta, xs):
@@ -220,8 +228,12 @@ def _nll_and_gradient(log_probs, labels, frames, target_lengths, log_zero, blank
     # along contiguous rows of T frames ((N, C, T) layout), which XLA:CPU does far faster
     # than T x N x (S + 1) single-element updates or a one-hot matrix product.
     classes = jnp.concatenate([labels, jnp.full_like(labels[:, :1], blank)], axis=1)
-    rows = jnp.zeros((n, num_classes, num_frames), dtype)
-    rows = rows.at[jnp.arange(n)[:, None], classes].add(jnp.transpose(posteriors, (1, 2, 0)))
+    # The batch is a vmapped (batching) dimension of the scatter, which XLA's partitioner
+    # splits over devices like the batch (an indexed N dimension would be gathered).
+    rows = jnp.zeros_like(jnp.transpose(log_probs, (1, 2, 0)))  # (N, C, T), sharded like N
+    rows = jax.vmap(lambda r, c, p: r.at[c].add(p))(
+        rows, classes, jnp.transpose(posteriors, (1, 2, 0))
+    )
     gradient = -jnp.transpose(rows, (2, 0, 1))
     return log_z, gradient
 
@@ -401,6 +413,14 @@ def ctc_inputs(
     if mask is not None:
         invalid = invalid & mask
     x = lp.astype(compute_dtype(lp.dtype))
+    batch = explicit_spec(x)[1]
+    if batch is not None:
+        # Explicit sharding: the per-sequence arrays take the batch axis's sharding.
+        labels, tl, invalid = (
+            reshard(a, P(batch, *(None,) * (a.ndim - 1))) for a in (labels, tl, invalid)
+        )
+        frames = reshard(frames, P(None, batch))
+        mask = None if mask is None else reshard(mask, P(batch))
     return CTCInputs(x, labels, frames, tl, invalid, mask, unbatched, lp.dtype)
 
 

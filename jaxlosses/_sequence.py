@@ -149,6 +149,12 @@ def _log_likelihood(alpha, target_lengths):
     return _logaddexp2(at_b, at_l)
 
 
+# The recursions are jitted functions (keyed on shapes, dtypes and ``blank``), so that eager
+# calls reuse one compiled scan instead of tracing and compiling a new one each time; under
+# an enclosing ``jax.jit`` they are inlined.
+
+
+@functools.partial(jax.jit, static_argnames=("blank",))
 def ctc_forward_variables(
     log_probs: jax.Array,
     labels: jax.Array,
@@ -173,6 +179,7 @@ def ctc_forward_variables(
     return jax.lax.scan(step, init, (log_probs, frames))[1]
 
 
+@functools.partial(jax.jit, static_argnums=(5,))
 def _negative_log_likelihood(log_probs, labels, frames, target_lengths, log_zero, blank):
     repeat = _repeat_penalty(labels, log_zero, log_probs.dtype)
 
@@ -184,6 +191,7 @@ def _negative_log_likelihood(log_probs, labels, frames, target_lengths, log_zero
     return _log_likelihood(alpha, target_lengths)
 
 
+@functools.partial(jax.jit, static_argnums=(5,))
 def _nll_and_gradient(log_probs, labels, frames, target_lengths, log_zero, blank):
     """The loss and its gradient ``-gamma`` (T, N, C), by the alpha and beta recursions."""
     dtype = log_probs.dtype
@@ -307,8 +315,8 @@ def _concrete(x) -> np.ndarray | None:
         return None
 
 
-def _lengths(name: str, lengths, n: int, unbatched: bool) -> tuple[jax.Array, np.ndarray | None]:
-    """Integer lengths of shape (N,) (``()`` or ``(1,)`` unbatched), and their values if known."""
+def _lengths(name: str, lengths, n: int, unbatched: bool) -> jax.Array:
+    """Integer lengths of shape (N,) (``()`` or ``(1,)`` unbatched) as int32 (N,)."""
     arr = jnp.asarray(lengths)
     if not jnp.issubdtype(arr.dtype, jnp.integer):
         raise TypeError(f"{name} must hold integers, got dtype {arr.dtype} (shape {arr.shape})")
@@ -316,26 +324,66 @@ def _lengths(name: str, lengths, n: int, unbatched: bool) -> tuple[jax.Array, np
     if not ok:
         want = "() or (1,) for unbatched (T, C) log_probs" if unbatched else f"({n},)"
         raise ValueError(f"{name} must have shape {want}, got shape {arr.shape}")
-    value = _concrete(lengths)
-    return arr.reshape(-1).astype(jnp.int32), None if value is None else value.reshape(-1)
+    return arr.reshape(-1).astype(jnp.int32)
 
 
 def _check_range(name: str, value: np.ndarray | None, high: int, what: str) -> None:
-    if value is None:
+    if value is None or not np.issubdtype(value.dtype, np.integer):
         return
+    value = value.reshape(-1)
     bad = (value < 0) | (value > high)
     if np.any(bad):
         i = int(np.argmax(bad))
         raise ValueError(f"{name} must be in [0, {high}] ({what}), got {int(value[i])} at {i}")
 
 
+def check_concrete_lengths(
+    log_probs, targets, input_lengths, target_lengths, *, batch_first: bool
+) -> int | None:
+    """Checks the lengths known before tracing (NumPy arrays, Python ints) against the shapes.
+
+    Returns the padded width of concatenated 1-D targets when their lengths are known
+    (``max(target_lengths)``), else None. Shapes that are wrong in other ways are left to
+    :func:`ctc_inputs`, which names them.
+    """
+    shape, t_shape = np.shape(log_probs), np.shape(targets)
+    if len(shape) not in (2, 3):
+        return None
+    num_frames = shape[1] if (len(shape) == 3 and batch_first) else shape[0]
+    il, tl = _concrete(input_lengths), _concrete(target_lengths)
+    _check_range("input_lengths", il, num_frames, "the number of frames T")
+    if len(t_shape) == 1 and len(shape) == 3:  # concatenated
+        if tl is None or not np.issubdtype(tl.dtype, np.integer):
+            return None
+        if np.sum(tl) > t_shape[0]:
+            raise ValueError(
+                f"sum(target_lengths) = {int(np.sum(tl))} exceeds the {t_shape[0]} "
+                "concatenated targets"
+            )
+        _check_range("target_lengths", tl, t_shape[0], "the number of targets")
+        return int(np.max(tl, initial=0))
+    if t_shape:
+        _check_range("target_lengths", tl, t_shape[-1], "the padded target length S")
+    return None
+
+
 def ctc_inputs(
-    log_probs, targets, input_lengths, target_lengths, *, blank: int, batch_first: bool, where
+    log_probs,
+    targets,
+    input_lengths,
+    target_lengths,
+    *,
+    blank: int,
+    batch_first: bool,
+    where,
+    width: int | None = None,
 ) -> CTCInputs:
     """Checks PyTorch-style CTC inputs and brings them to :class:`CTCInputs`' layout.
 
-    Shapes, dtypes, ``blank`` and lengths known at trace time raise here; lengths and
-    labels only known at run time mark their sequence ``invalid`` (its loss is nan).
+    Shapes, dtypes and ``blank`` raise here (lengths known before tracing are checked by
+    :func:`check_concrete_lengths`); lengths and labels only known at run time mark
+    their sequence ``invalid`` (its loss is nan). ``width``: the padded width of
+    concatenated targets (default: their total, an upper bound).
     """
     lp = checks.as_float_array("log_probs", log_probs)
     if lp.ndim not in (2, 3):
@@ -357,9 +405,8 @@ def ctc_inputs(
             f"targets must hold integer class indices, got dtype {targets.dtype} "
             f"(shape {targets.shape})"
         )
-    il, il_value = _lengths("input_lengths", input_lengths, n, unbatched)
-    tl, tl_value = _lengths("target_lengths", target_lengths, n, unbatched)
-    _check_range("input_lengths", il_value, num_frames, "the number of frames T")
+    il = _lengths("input_lengths", input_lengths, n, unbatched)
+    tl = _lengths("target_lengths", target_lengths, n, unbatched)
 
     if targets.ndim == 2 and not unbatched:
         if targets.shape[0] != n:
@@ -368,34 +415,23 @@ def ctc_inputs(
                 f"(log_probs of shape {jnp.shape(log_probs)}), or 1-D concatenated"
             )
         labels = targets
-        _check_range("target_lengths", tl_value, labels.shape[1], "the padded target length S")
+        length_ok = tl <= labels.shape[1]
+    elif targets.ndim == 1 and unbatched:
+        labels = targets[None, :]
         length_ok = tl <= labels.shape[1]
     elif targets.ndim == 1:
+        # Concatenated targets: sequence n is targets[offset_n : offset_n + tl_n], padded
+        # to ``width`` (max(target_lengths) when known before tracing, else the total).
         total = targets.shape[0]
-        if unbatched:
-            labels = targets[None, :]
-            _check_range("target_lengths", tl_value, total, "the number of targets")
-            length_ok = tl <= total
-        else:
-            # Concatenated targets: sequence n is targets[offset_n : offset_n + tl_n]. The
-            # padded width is max(target_lengths) when the lengths are known, else the
-            # total (correct but slower: pass lengths as NumPy arrays or Python ints).
-            if tl_value is not None and np.sum(tl_value) > total:
-                raise ValueError(
-                    f"sum(target_lengths) = {int(np.sum(tl_value))} exceeds the "
-                    f"{total} concatenated targets"
-                )
-            width = int(np.max(tl_value, initial=0)) if tl_value is not None else total
-            ends = jnp.cumsum(tl)
-            offsets = ends - tl
-            index = offsets[:, None] + jnp.arange(max(width, 1))[None, :]
-            source = targets if total else jnp.zeros((1,), targets.dtype)
-            labels = source[jnp.clip(index, 0, max(total, 1) - 1)]
-            length_ok = (ends <= total) & (tl <= labels.shape[1])
+        width = total if width is None else width
+        ends = jnp.cumsum(tl)
+        index = (ends - tl)[:, None] + jnp.arange(max(width, 1))[None, :]
+        source = targets if total else jnp.zeros((1,), targets.dtype)
+        labels = source[jnp.clip(index, 0, max(total, 1) - 1)]
+        length_ok = (ends <= total) & (tl <= labels.shape[1])
     else:
         want = "(S,)" if unbatched else f"({n}, S) or 1-D concatenated"
         raise ValueError(f"targets must be {want}, got shape {targets.shape}")
-    _check_range("target_lengths", tl_value, labels.shape[1], "the target width")
     if labels.shape[1] == 0:  # no target positions at all: one never-read placeholder
         labels = jnp.zeros((n, 1), targets.dtype)
 
@@ -512,6 +548,27 @@ def ctc_loss(
       Sequence Data with Recurrent Neural Networks", ICML 2006,
       https://www.cs.toronto.edu/~graves/icml_2006.pdf
     """
+    width = check_concrete_lengths(
+        log_probs, targets, input_lengths, target_lengths, batch_first=batch_first
+    )
+    static = (blank, reduction, zero_infinity, batch_first, width)
+    return _ctc_loss(log_probs, targets, input_lengths, target_lengths, where, *static)
+
+
+# One compiled program per shape and options for eager calls (inlined under jax.jit).
+@functools.partial(jax.jit, static_argnums=(5, 6, 7, 8, 9))
+def _ctc_loss(
+    log_probs,
+    targets,
+    input_lengths,
+    target_lengths,
+    where,
+    blank,
+    reduction,
+    zero_infinity,
+    batch_first,
+    width,
+):
     inputs = ctc_inputs(
         log_probs,
         targets,
@@ -520,6 +577,7 @@ def ctc_loss(
         blank=blank,
         batch_first=batch_first,
         where=where,
+        width=width,
     )
     x = inputs.log_probs
     log_zero = jnp.asarray(_NEG, x.dtype)
@@ -684,9 +742,7 @@ def _decoder_inputs(log_probs, input_lengths, blank: int, batch_first: bool):
     num_frames, n, num_classes = lp.shape
     if not 0 <= blank < num_classes:
         raise ValueError(f"blank={blank} must be a class index in [0, {num_classes})")
-    il, il_value = _lengths("input_lengths", input_lengths, n, unbatched)
-    _check_range("input_lengths", il_value, num_frames, "the number of frames T")
-    il = jnp.clip(il, 0, num_frames)
+    il = jnp.clip(_lengths("input_lengths", input_lengths, n, unbatched), 0, num_frames)
     return lp.astype(compute_dtype(lp.dtype)), il, unbatched
 
 
@@ -731,6 +787,12 @@ def ctc_greedy_decode(
       >>> out.labels[0, : out.lengths[0]]
       Array([1, 1, 2], dtype=int32)
     """
+    check_concrete_lengths(log_probs, [], input_lengths, 0, batch_first=batch_first)
+    return _greedy_decode(log_probs, input_lengths, blank, batch_first)
+
+
+@functools.partial(jax.jit, static_argnums=(2, 3))
+def _greedy_decode(log_probs, input_lengths, blank, batch_first):
     lp, il, unbatched = _decoder_inputs(log_probs, input_lengths, blank, batch_first)
     num_frames, n, _ = lp.shape
     best = jnp.argmax(lp, axis=-1).astype(jnp.int32)  # (T, N)
@@ -847,6 +909,14 @@ def _beam_search_one(lp: jax.Array, length: jax.Array, width: int, blank: int):
     return labels, beams.length[best], total[best]
 
 
+@functools.partial(jax.jit, static_argnums=(2, 3, 4))
+def _beam_search(log_probs, input_lengths, width: int, blank: int, batch_first: bool):
+    lp, il, unbatched = _decoder_inputs(log_probs, input_lengths, blank, batch_first)
+    search = functools.partial(_beam_search_one, width=width, blank=blank)
+    labels, lengths, scores = jax.vmap(search, in_axes=(1, 0))(lp, il)
+    return _finish_decoding(labels, lengths, scores, unbatched)
+
+
 @hyperparameters(beam_width=integer(low=1), blank=integer(low=0), batch_first=flag)
 def ctc_beam_search_decode(
     log_probs: ArrayLike,
@@ -894,7 +964,5 @@ def ctc_beam_search_decode(
       Hannun et al., "First-Pass Large Vocabulary Continuous Speech Recognition using
       Bi-Directional Recurrent DNNs", https://arxiv.org/abs/1408.2873
     """
-    lp, il, unbatched = _decoder_inputs(log_probs, input_lengths, blank, batch_first)
-    search = functools.partial(_beam_search_one, width=beam_width, blank=blank)
-    labels, lengths, scores = jax.vmap(search, in_axes=(1, 0))(lp, il)
-    return _finish_decoding(labels, lengths, scores, unbatched)
+    check_concrete_lengths(log_probs, [], input_lengths, 0, batch_first=batch_first)
+    return _beam_search(log_probs, input_lengths, beam_width, blank, batch_first)

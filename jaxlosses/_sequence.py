@@ -539,9 +539,15 @@ def ctc_loss(
       >>> import jaxlosses
       >>> logits = jnp.zeros((4, 1, 3))  # (T, N, C): uniform over blank, a, b
       >>> log_probs = jaxlosses.log_softmax(logits)
-      >>> # "ab" has 7 alignments of 4 frames among 3 ** 4: -log(7 / 81)
-      >>> jaxlosses.ctc_loss(log_probs, jnp.array([[1, 2]]), [4], [2], reduction="sum")
-      Array(2.4485, dtype=float32)
+      >>> # "ab" has 15 alignments among the 3 ** 4 paths: -log(15 / 81)
+      >>> loss = jaxlosses.ctc_loss(log_probs, jnp.array([[1, 2]]), [4], [2], reduction="sum")
+      >>> round(float(loss), 4)
+      1.6864
+      >>> # the gradient with respect to the logits: softmax - posterior (PyTorch's)
+      >>> grad = jax.grad(lambda z: jaxlosses.ctc_loss(jaxlosses.log_softmax(z),
+      ...                                             jnp.array([[1, 2]]), [4], [2]))(logits)
+      >>> grad.shape
+      (4, 1, 3)
 
     References:
       Graves et al., "Connectionist Temporal Classification: Labelling Unsegmented

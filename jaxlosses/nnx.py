@@ -337,5 +337,5 @@ class CTCLoss(Loss, fn=_sequence.ctc_loss):
       >>> log_probs = jaxlosses.log_softmax(jnp.zeros((4, 2, 3)))  # (T, N, C)
       >>> loss = losses.CTCLoss(reduction="sum")
       >>> round(float(loss(log_probs, jnp.array([[1, 2], [1, 1]]), [4, 4], [2, 2])), 4)
-      4.2891
+      4.4714
     """

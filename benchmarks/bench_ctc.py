@@ -25,8 +25,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import pathlib
 import platform
 import statistics
+import sys
 import time
 
 import jax
@@ -37,35 +39,13 @@ import optax
 import jaxlosses as jl
 from jaxlosses import optax_compat
 
+# The naive contender is the textbook recursion the tests also use (one copy).
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests"))
+from oracle import ctc_naive  # noqa: E402
+
 OPTAX = "optax.ctc_loss"
 TORCH = "torch.nn.functional.ctc_loss (CPU, eager)"
 SIZES = ["400,32,40,80", "1000,16,100,200"]
-
-
-def naive_ctc(log_probs, labels, input_lengths, target_lengths):
-    """Textbook log-space alpha recursion over the extended labels; autodiff for the gradient."""
-    t_max, n, _ = log_probs.shape
-    s = labels.shape[1]
-    ext = jnp.zeros((n, 2 * s + 1), labels.dtype).at[:, 1::2].set(labels)  # blank = 0
-    prev2 = jnp.pad(ext[:, :-2], ((0, 0), (2, 0)), constant_values=-1)
-    skip = (ext != 0) & (ext != prev2)
-    alpha = jnp.full((n, 2 * s + 1), -jnp.inf).at[:, 0].set(0.0)
-
-    def step(alpha, xs):
-        lp_t, t = xs
-        a1 = jnp.pad(alpha[:, :-1], ((0, 0), (1, 0)), constant_values=-jnp.inf)
-        a2 = jnp.pad(alpha[:, :-2], ((0, 0), (2, 0)), constant_values=-jnp.inf)
-        a2 = jnp.where(skip, a2, -jnp.inf)
-        new = jnp.take_along_axis(lp_t, ext, 1) + jnp.logaddexp(jnp.logaddexp(alpha, a1), a2)
-        return jnp.where((t < input_lengths)[:, None], new, alpha), None
-
-    alpha, _ = jax.lax.scan(step, alpha, (log_probs, jnp.arange(t_max)))
-    end = 2 * target_lengths
-    last = jnp.logaddexp(
-        jnp.take_along_axis(alpha, end[:, None], 1)[:, 0],
-        jnp.take_along_axis(alpha, jnp.maximum(end - 1, 0)[:, None], 1)[:, 0],
-    )
-    return jnp.mean(-last / jnp.maximum(target_lengths, 1))
 
 
 def jax_contenders(n, t, s):
@@ -88,7 +68,10 @@ def jax_contenders(n, t, s):
         return jax.value_and_grad(loss)(xb)
 
     def naive(x, y, il, tl):
-        return jax.value_and_grad(lambda a: naive_ctc(jax.nn.log_softmax(a), y, il, tl))(x)
+        def loss(a):
+            return jnp.mean(ctc_naive(jax.nn.log_softmax(a), y, il, tl) / tl)
+
+        return jax.value_and_grad(loss)(x)
 
     # name -> (function, whether it takes batch-first logits)
     return {

@@ -367,6 +367,21 @@ def check_concrete_lengths(
     return None
 
 
+def _time_major(log_probs, blank: int, batch_first: bool) -> tuple[jax.Array, bool]:
+    """Floating log-probabilities as (T, N, C), and whether they were unbatched (T, C)."""
+    lp = checks.as_float_array("log_probs", log_probs)
+    if lp.ndim not in (2, 3):
+        raise ValueError(
+            "log_probs must be (T, N, C), (N, T, C) with batch_first=True, or unbatched "
+            f"(T, C); got shape {lp.shape}"
+        )
+    unbatched = lp.ndim == 2
+    lp = lp[:, None, :] if unbatched else (jnp.swapaxes(lp, 0, 1) if batch_first else lp)
+    if not 0 <= blank < lp.shape[-1]:
+        raise ValueError(f"blank={blank} must be a class index in [0, {lp.shape[-1]})")
+    return lp, unbatched
+
+
 def ctc_inputs(
     log_probs,
     targets,
@@ -385,20 +400,8 @@ def ctc_inputs(
     their sequence ``invalid`` (its loss is nan). ``width``: the padded width of
     concatenated targets (default: their total, an upper bound).
     """
-    lp = checks.as_float_array("log_probs", log_probs)
-    if lp.ndim not in (2, 3):
-        raise ValueError(
-            "log_probs must be (T, N, C), (N, T, C) with batch_first=True, or unbatched "
-            f"(T, C); got shape {lp.shape}"
-        )
-    unbatched = lp.ndim == 2
-    if unbatched:
-        lp = lp[:, None, :]
-    elif batch_first:
-        lp = jnp.swapaxes(lp, 0, 1)
+    lp, unbatched = _time_major(log_probs, blank, batch_first)
     num_frames, n, num_classes = lp.shape
-    if not 0 <= blank < num_classes:
-        raise ValueError(f"blank={blank} must be a class index in [0, {num_classes})")
     targets = jnp.asarray(targets)
     if not jnp.issubdtype(targets.dtype, jnp.integer):
         raise TypeError(
@@ -737,17 +740,8 @@ class CTCDecoding(NamedTuple):
 
 
 def _decoder_inputs(log_probs, input_lengths, blank: int, batch_first: bool):
-    lp = checks.as_float_array("log_probs", log_probs)
-    if lp.ndim not in (2, 3):
-        raise ValueError(
-            "log_probs must be (T, N, C), (N, T, C) with batch_first=True, or unbatched "
-            f"(T, C); got shape {lp.shape}"
-        )
-    unbatched = lp.ndim == 2
-    lp = lp[:, None, :] if unbatched else (jnp.swapaxes(lp, 0, 1) if batch_first else lp)
-    num_frames, n, num_classes = lp.shape
-    if not 0 <= blank < num_classes:
-        raise ValueError(f"blank={blank} must be a class index in [0, {num_classes})")
+    lp, unbatched = _time_major(log_probs, blank, batch_first)
+    num_frames, n, _ = lp.shape
     il = jnp.clip(_lengths("input_lengths", input_lengths, n, unbatched), 0, num_frames)
     return lp.astype(compute_dtype(lp.dtype)), il, unbatched
 

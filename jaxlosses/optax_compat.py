@@ -568,8 +568,8 @@ def binary_dice_loss(
 # CTC
 
 
-def _ctc_inputs(logits, logit_paddings, labels, label_paddings, blank_id, log_epsilon):
-    """optax's batch-first logits and paddings, as ``ctc_neg_log_likelihood`` takes them."""
+def _ctc(logits, logit_paddings, labels, label_paddings, blank_id, log_epsilon):
+    """The loss of optax's batch-first logits and paddings, and the recursion's inputs."""
     logits = checks.as_float_array("logits", logits)
     labels = checks.as_label_array("labels", labels)
     logit_paddings, label_paddings = jnp.asarray(logit_paddings), jnp.asarray(label_paddings)
@@ -603,7 +603,9 @@ def _ctc_inputs(logits, logit_paddings, labels, label_paddings, blank_id, log_ep
     if width == 0:
         safe = jnp.zeros((labels.shape[0], 1), jnp.int32)
     log_zero = jax.lax.stop_gradient(jnp.asarray(log_epsilon, dtype))
-    return lp, safe, frames, lengths, invalid, log_zero, logits.dtype
+    loss = _sequence.ctc_neg_log_likelihood(lp, safe, frames, lengths, log_zero, blank_id)
+    loss = jnp.where(invalid, jnp.full_like(loss, jnp.nan), loss).astype(logits.dtype)
+    return loss, (lp, safe, frames, log_zero)
 
 
 def ctc_loss(
@@ -649,11 +651,8 @@ def ctc_loss(
       Graves et al., "Connectionist Temporal Classification", ICML 2006,
       https://www.cs.toronto.edu/~graves/icml_2006.pdf
     """
-    lp, safe, frames, lengths, invalid, log_zero, dtype = _ctc_inputs(
-        logits, logit_paddings, labels, label_paddings, blank_id, log_epsilon
-    )
-    loss = _sequence.ctc_neg_log_likelihood(lp, safe, frames, lengths, log_zero, blank_id)
-    return jnp.where(invalid, jnp.full_like(loss, jnp.nan), loss).astype(dtype)
+    loss, _ = _ctc(logits, logit_paddings, labels, label_paddings, blank_id, log_epsilon)
+    return loss
 
 
 def ctc_loss_with_forward_probs(
@@ -698,11 +697,9 @@ def ctc_loss_with_forward_probs(
       >>> blank.shape, label.shape
       ((3, 1, 2), (3, 1, 1))
     """
-    lp, safe, frames, lengths, invalid, log_zero, dtype = _ctc_inputs(
+    loss, (lp, safe, frames, log_zero) = _ctc(
         logits, logit_paddings, labels, label_paddings, blank_id, log_epsilon
     )
-    loss = _sequence.ctc_neg_log_likelihood(lp, safe, frames, lengths, log_zero, blank_id)
-    loss = jnp.where(invalid, jnp.full_like(loss, jnp.nan), loss)
     alpha_blank, alpha_label = _sequence.ctc_forward_variables(
         lp, safe, frames, blank=blank_id, log_zero=log_zero
     )
@@ -710,4 +707,5 @@ def ctc_loss_with_forward_probs(
     last = alpha_blank[-1]
     last = jnp.concatenate([last[:, :1], jnp.logaddexp(last[:, 1:], alpha_label[-1])], axis=1)
     alpha_blank = alpha_blank.at[-1].set(last)
-    return loss.astype(dtype), alpha_blank.astype(dtype), alpha_label.astype(dtype)
+    dtype = loss.dtype
+    return loss, alpha_blank.astype(dtype), alpha_label.astype(dtype)

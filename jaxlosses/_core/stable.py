@@ -5,6 +5,8 @@ a NaN or an Inf somewhere on finite inputs, or does needless work. Every rule is
 ``jax.custom_jvp`` whose tangent is linear in the input tangents and written with
 differentiable JAX operations, so JAX derives reverse mode by transposition and
 higher-order derivatives (``jax.hessian``, grad-of-grad, ``jax.jvp``) keep working.
+Where guarding an argument (``jnp.where`` before a ``log``) already makes autodiff of the
+formula the right rule at every order, the primitive is that guarded formula (``xlogy``).
 
 All functions expect their floating inputs already in the compute dtype (float32 for
 16-bit inputs, see :mod:`jaxlosses._core.reduction`).
@@ -445,3 +447,48 @@ def _sigmoid_focal_jvp(primals, tangents):
         return jnp.where(mod > 0, out * log_u, jnp.zeros_like(out)) * d
 
     return out, _tangent(out, (d_x, x_dot), (d_t, t_dot), (d_gamma, gamma_dot))
+
+
+# --------------------------------------------------------------------------------------
+# x log y with 0 log 0 = 0 (entropy, Kullback-Leibler and Poisson terms)
+
+
+def xlogy(x: jax.Array, y: jax.Array) -> jax.Array:
+    r"""``x * log(y)`` with ``0 * log(0) = 0``, and finite derivatives there.
+
+    The naive product is ``0 * -inf = nan`` at ``x = y = 0`` (a zero probability in an
+    entropy term ``p log p``, a zero count against a zero rate), and so is its derivative
+    ``x / y = 0 / 0``. Here ``y`` is replaced by 1 where both are 0: the value is 0,
+    ``d/dy = x / y`` is 0 there, and ``d/dx = log y`` is 0 there (the one-sided derivative
+    is ``-inf``; the finite stand-in is what the chain rule needs when ``x`` comes from a
+    softmax that underflowed to 0, whose own derivative is 0 there). Elsewhere both are
+    the true ones (``d/dx = log y`` at ``x = 0 < y`` included). No custom rule is needed:
+    autodiff of the guarded formula is already this rule, at every order. ``y < 0``
+    gives nan, as ``log`` does.
+    """
+    both_zero = (x == 0) & (y == 0)
+    return x * jnp.log(jnp.where(both_zero, jnp.ones_like(y), y))
+
+
+# --------------------------------------------------------------------------------------
+# PyTorch's clamp under no_grad
+
+
+@jax.custom_jvp
+def clamp_min_pass_through(x: jax.Array, low: jax.Array) -> jax.Array:
+    r"""``max(x, low)`` whose derivative with respect to ``x`` is 1 everywhere.
+
+    PyTorch's ``gaussian_nll_loss`` clamps the variance in place under ``no_grad``, so its
+    gradient is that of the loss at the clamped value, passed to ``var`` unchanged even
+    where ``var < eps`` (where the derivative of ``max`` is 0: a variance below ``eps``
+    would never be pushed up). ``low`` gets no derivative. Unlike ``x + stop_gradient(
+    max(x, low) - x)``, it keeps ``x = inf`` (``inf - inf = nan``) and nan (loud).
+    """
+    return jnp.where(x < low, jnp.asarray(low, x.dtype), x)
+
+
+@clamp_min_pass_through.defjvp
+def _clamp_min_pass_through_jvp(primals, tangents):
+    x, low = primals
+    x_dot, _ = tangents
+    return clamp_min_pass_through(x, low), x_dot

@@ -29,8 +29,8 @@ from jaxlosses._core.elementwise import (
 
 
 def absolute_error(d: jax.Array) -> jax.Array:
-    """``|d|``; its derivative at 0 is 0 (PyTorch's ``sign(0)``)."""
-    return jnp.abs(d)
+    """``|d|``, whose derivative at 0 is PyTorch's ``sign(0) = 0`` (``jnp.abs``'s is 1)."""
+    return d * jnp.sign(d)
 
 
 def squared_error(d: jax.Array) -> jax.Array:
@@ -44,7 +44,7 @@ def huber(d: jax.Array, delta) -> jax.Array:
     ``delta > 0``. At ``|d| = delta`` the value and the first derivative of both pieces
     agree; the second derivative is the linear piece's (0), as in PyTorch.
     """
-    a = jnp.abs(d)
+    a = absolute_error(d)
     return jnp.where(a < delta, 0.5 * d * d, delta * (a - 0.5 * delta))
 
 
@@ -54,7 +54,7 @@ def smooth_l1(d: jax.Array, beta) -> jax.Array:
     ``huber(d, beta) / beta`` for ``beta > 0``, and ``|d|`` for ``beta = 0`` (whose
     quadratic piece is empty; its ``0 / 0`` is kept out of the value and the gradient).
     """
-    a = jnp.abs(d)
+    a = absolute_error(d)
     safe_beta = jnp.where(beta > 0, beta, jnp.ones_like(beta, dtype=d.dtype))
     return jnp.where(a < beta, 0.5 * d * d / safe_beta, a - 0.5 * beta)
 

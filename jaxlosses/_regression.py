@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
+from jaxlosses._core import stable
 from jaxlosses._core.checks import REDUCTION, hyperparameters, real
 from jaxlosses._core.elementwise import (
     elementwise_inputs,
@@ -30,7 +31,7 @@ from jaxlosses._core.elementwise import (
 
 def absolute_error(d: jax.Array) -> jax.Array:
     """``|d|``, whose derivative at 0 is PyTorch's ``sign(0) = 0`` (``jnp.abs``'s is 1)."""
-    return d * jnp.sign(d)
+    return stable.absolute(d)
 
 
 def squared_error(d: jax.Array) -> jax.Array:

@@ -450,24 +450,37 @@ def _sigmoid_focal_jvp(primals, tangents):
 
 
 # --------------------------------------------------------------------------------------
-# x log y with 0 log 0 = 0 (entropy, Kullback-Leibler and Poisson terms)
+# x log y with 0 log 0 = 0, and 0 * -inf = 0 (entropy, Kullback-Leibler, Poisson terms)
+#
+# Both are written without a compare or a select on the elements: XLA:CPU fuses such a
+# formula into the reduction that consumes it, where a jnp.where in the forward pass makes
+# it keep N x D temporaries (twice the time of the naive formula at (4096, 1024)).
 
 
 def xlogy(x: jax.Array, y: jax.Array) -> jax.Array:
     r"""``x * log(y)`` with ``0 * log(0) = 0``, and finite derivatives there.
 
     The naive product is ``0 * -inf = nan`` at ``x = y = 0`` (a zero probability in an
-    entropy term ``p log p``, a zero count against a zero rate), and so is its derivative
-    ``x / y = 0 / 0``. Here ``y`` is replaced by 1 where both are 0: the value is 0,
-    ``d/dy = x / y`` is 0 there, and ``d/dx = log y`` is 0 there (the one-sided derivative
-    is ``-inf``; the finite stand-in is what the chain rule needs when ``x`` comes from a
-    softmax that underflowed to 0, whose own derivative is 0 there). Elsewhere both are
-    the true ones (``d/dx = log y`` at ``x = 0 < y`` included). No custom rule is needed:
-    autodiff of the guarded formula is already this rule, at every order. ``y < 0``
-    gives nan, as ``log`` does.
+    entropy term ``p log p``, a zero count against a zero rate). Here ``y`` is shifted by
+    the smallest normal float, ``x * log(y + tiny)``: the value at ``y = 0`` is
+    ``x * log(tiny)`` (0 for ``x = 0``, about ``-87 x`` in float32 where the true one is
+    ``-inf``), ``d/dy = x / (y + tiny)`` is 0 at ``x = 0`` (the naive ``0 / 0`` is nan),
+    ``d/dx = log(y + tiny)`` is finite. For ``y > 2e-31`` (float32; ``4e-292`` in
+    float64) ``y + tiny`` rounds to ``y``: the value and derivatives are the true ones. A
+    negative ``y`` (below ``-tiny``) gives nan, as ``log`` does.
     """
-    both_zero = (x == 0) & (y == 0)
-    return x * jnp.log(jnp.where(both_zero, jnp.ones_like(y), y))
+    return x * jnp.log(y + jnp.finfo(jnp.result_type(y)).tiny)
+
+
+def finite_floor(x: jax.Array) -> jax.Array:
+    """``max(x, -finfo.max)``: ``-inf`` becomes the most negative finite float.
+
+    A factor ``x`` that may be ``-inf`` (a masked log-probability, a log-rate of a zero
+    rate) multiplied by a coefficient that is 0 there gives 0 instead of ``0 * -inf =
+    nan``; nan stays nan. A nonzero coefficient ``c`` gives ``-c * 3.4e38`` (float32)
+    instead of ``-inf``: still astronomically large. Its derivative is 0 at ``-inf``.
+    """
+    return jnp.maximum(x, -jnp.finfo(jnp.result_type(x)).max)
 
 
 # --------------------------------------------------------------------------------------
@@ -492,3 +505,36 @@ def _clamp_min_pass_through_jvp(primals, tangents):
     x, low = primals
     x_dot, _ = tangents
     return clamp_min_pass_through(x, low), x_dot
+
+
+# --------------------------------------------------------------------------------------
+# absolute value with PyTorch's derivative at 0
+
+
+@jax.custom_jvp
+def absolute(x: jax.Array) -> jax.Array:
+    """``|x|`` whose derivative at 0 is 0 (PyTorch's ``sign(0)``), not ``jnp.abs``'s 1.
+
+    The rule selects ``t``, ``-t`` or 0 by the sign of ``x``: the same function as
+    ``x * sign(x)``, whose autodiff graph XLA:CPU does not fuse (it keeps the ``sign``
+    array between the forward and the backward pass: two ``N x D`` temporaries and 3.7
+    times the time of ``jnp.abs`` at ``(4096, 1024)``); this rule fuses into the
+    gradient's one elementwise pass.
+    """
+    return jnp.abs(x)
+
+
+@absolute.defjvp
+def _absolute_jvp(primals, tangents):
+    (x,), (t,) = primals, tangents
+    zero = jnp.zeros_like(t)
+    return jnp.abs(x), jnp.where(x > 0, t, jnp.where(x < 0, -t, zero))
+
+
+def tangent_sum(out: jax.Array, *terms) -> jax.Array:
+    """The tangent of a rule: ``_tangent`` for custom rules written beside a family's kernel.
+
+    ``terms`` are ``(coefficient_fn, tangent)`` pairs; symbolic-zero tangents (inputs not
+    being differentiated, with ``symbolic_zeros=True``) are skipped, never built.
+    """
+    return _tangent(out, *terms)

@@ -1,24 +1,13 @@
 """examples/robust_regression.py runs (quick mode) and the robust losses win on corrupted data."""
 
-import pathlib
 import re
-import subprocess
-import sys
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
 ROW = re.compile(r"^(\S.*?)\s+(\d+\.\d\d)\s+(\d+\.\d\d)$")
 
 
-def test_robust_regression_quick_prints_the_table_and_writes_the_png(tmp_path):
-    proc = subprocess.run(
-        [sys.executable, "examples/robust_regression.py", "--quick", "--out", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=ROOT,
-    )
-    assert proc.returncode == 0, proc.stderr
-    rows = {m[1]: (float(m[2]), float(m[3])) for m in map(ROW.match, proc.stdout.splitlines()) if m}
+def test_robust_regression_quick_prints_the_table_and_writes_the_png(run_example, tmp_path):
+    out = run_example("robust_regression.py", "--quick", "--out", str(tmp_path))
+    rows = {m[1]: (float(m[2]), float(m[3])) for m in map(ROW.match, out.splitlines()) if m}
     assert set(rows) == {
         "MSE",
         "L1",
@@ -38,4 +27,4 @@ def test_robust_regression_quick_prints_the_table_and_writes_the_png(tmp_path):
         assert 0 < mae <= rmse < 200  # progression spans 25 to 346; RMSE >= MAE always
     png = tmp_path / "robust_regression.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
-    assert f"wrote {png}" in proc.stdout
+    assert f"wrote {png}" in out

@@ -13,6 +13,8 @@ from either side and the second derivative is that of the linear piece, 0.
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
@@ -24,6 +26,7 @@ from jaxlosses._core.elementwise import (
     elementwise_weight,
     finish_elementwise,
 )
+from jaxlosses._core.reduction import Unreduced
 
 # --------------------------------------------------------------------------------------
 # per-element kernels of the error d = input - target
@@ -46,6 +49,7 @@ def huber(d: jax.Array, delta) -> jax.Array:
     agree; the second derivative is the linear piece's (0), as in PyTorch.
     """
     a = absolute_error(d)
+    delta = jnp.asarray(delta, d.dtype)
     return jnp.where(a < delta, 0.5 * d * d, delta * (a - 0.5 * delta))
 
 
@@ -56,8 +60,17 @@ def smooth_l1(d: jax.Array, beta) -> jax.Array:
     quadratic piece is empty; its ``0 / 0`` is kept out of the value and the gradient).
     """
     a = absolute_error(d)
-    safe_beta = jnp.where(beta > 0, beta, jnp.ones_like(beta, dtype=d.dtype))
+    beta = jnp.asarray(beta, d.dtype)
+    safe_beta = jnp.where(beta > 0, beta, jnp.ones_like(beta))
     return jnp.where(a < beta, 0.5 * d * d / safe_beta, a - 0.5 * beta)
+
+
+def _loss_of_error(kernel, input, target, weight, where, *, weighted_mean=False) -> Unreduced:
+    """``weight * kernel(input - target)``, masked, with PyTorch's broadcasting warning."""
+    inputs = elementwise_inputs(input, target, warn_broadcast=True)
+    w = elementwise_weight(weight, inputs.shape, inputs.input.dtype)
+    loss = kernel(inputs.input - inputs.target)
+    return finish_elementwise(loss, inputs, weight=w, where=where, weighted_mean=weighted_mean)
 
 
 # --------------------------------------------------------------------------------------
@@ -97,10 +110,7 @@ def l1_loss(
       >>> jaxlosses.l1_loss(jnp.array([1.0, 2.0, 4.0]), jnp.array([1.5, 2.0, 2.0]))
       Array(0.8333333, dtype=float32)
     """
-    inputs = elementwise_inputs(input, target, warn_broadcast=True)
-    w = elementwise_weight(weight, inputs.shape, inputs.input.dtype)
-    loss = absolute_error(inputs.input - inputs.target)
-    unreduced = finish_elementwise(loss, inputs, weight=w, where=where, weighted_mean=True)
+    unreduced = _loss_of_error(absolute_error, input, target, weight, where, weighted_mean=True)
     return unreduced.reduce(reduction)
 
 
@@ -138,10 +148,7 @@ def mse_loss(
       >>> jaxlosses.mse_loss(jnp.array([1.0, 2.0, 4.0]), jnp.array([1.5, 2.0, 2.0]))
       Array(1.4166666, dtype=float32)
     """
-    inputs = elementwise_inputs(input, target, warn_broadcast=True)
-    w = elementwise_weight(weight, inputs.shape, inputs.input.dtype)
-    loss = squared_error(inputs.input - inputs.target)
-    unreduced = finish_elementwise(loss, inputs, weight=w, where=where, weighted_mean=True)
+    unreduced = _loss_of_error(squared_error, input, target, weight, where, weighted_mean=True)
     return unreduced.reduce(reduction)
 
 
@@ -188,10 +195,8 @@ def huber_loss(
       Huber, "Robust Estimation of a Location Parameter", Annals of Mathematical
       Statistics 35 (1), 1964, https://doi.org/10.1214/aoms/1177703732
     """
-    inputs = elementwise_inputs(input, target, warn_broadcast=True)
-    w = elementwise_weight(weight, inputs.shape, inputs.input.dtype)
-    loss = huber(inputs.input - inputs.target, jnp.asarray(delta, inputs.input.dtype))
-    return finish_elementwise(loss, inputs, weight=w, where=where).reduce(reduction)
+    kernel = functools.partial(huber, delta=delta)
+    return _loss_of_error(kernel, input, target, weight, where).reduce(reduction)
 
 
 @hyperparameters(reduction=REDUCTION, beta=real(low=0.0))
@@ -240,7 +245,5 @@ def smooth_l1_loss(
     References:
       Girshick, "Fast R-CNN", https://arxiv.org/abs/1504.08083
     """
-    inputs = elementwise_inputs(input, target, warn_broadcast=True)
-    w = elementwise_weight(weight, inputs.shape, inputs.input.dtype)
-    loss = smooth_l1(inputs.input - inputs.target, jnp.asarray(beta, inputs.input.dtype))
-    return finish_elementwise(loss, inputs, weight=w, where=where).reduce(reduction)
+    kernel = functools.partial(smooth_l1, beta=beta)
+    return _loss_of_error(kernel, input, target, weight, where).reduce(reduction)

@@ -7,6 +7,7 @@ from jaxlosses._binary import binary_cross_entropy_with_logits as binary_cross_e
 from jaxlosses._binary import sigmoid_focal_loss as sigmoid_focal_loss
 from jaxlosses._core.classes import check_labels as check_labels
 from jaxlosses._fused import linear_cross_entropy as linear_cross_entropy
+from jaxlosses._fused import linear_logsumexp as linear_logsumexp
 from jaxlosses._multiclass import cross_entropy as cross_entropy
 from jaxlosses._multiclass import focal_loss as focal_loss
 from jaxlosses._multiclass import label_smoothing_loss as label_smoothing_loss
@@ -47,6 +48,7 @@ __all__ = [
     "focal_loss",
     "label_smoothing_loss",
     "linear_cross_entropy",
+    "linear_logsumexp",
     "linen",
     "log_softmax",
     "multilabel_soft_margin_loss",

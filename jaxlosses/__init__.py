@@ -10,6 +10,7 @@ from jaxlosses._divergence import gaussian_nll_loss as gaussian_nll_loss
 from jaxlosses._divergence import kl_div as kl_div
 from jaxlosses._divergence import poisson_nll_loss as poisson_nll_loss
 from jaxlosses._fused import linear_cross_entropy as linear_cross_entropy
+from jaxlosses._fused import linear_logsumexp as linear_logsumexp
 from jaxlosses._multiclass import cross_entropy as cross_entropy
 from jaxlosses._multiclass import focal_loss as focal_loss
 from jaxlosses._multiclass import label_smoothing_loss as label_smoothing_loss
@@ -58,6 +59,7 @@ __all__ = [
     "l1_loss",
     "label_smoothing_loss",
     "linear_cross_entropy",
+    "linear_logsumexp",
     "linen",
     "log_softmax",
     "mse_loss",

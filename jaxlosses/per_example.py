@@ -44,6 +44,7 @@ __all__ = [
     "kl_div",
     "l1_loss",
     "label_smoothing_loss",
+    "linear_cross_entropy",
     "mse_loss",
     "multilabel_soft_margin_loss",
     "nll_loss",
@@ -149,6 +150,8 @@ def cross_entropy(
     weight: ArrayLike | None = None,
     ignore_index: int | None = -100,
     label_smoothing: float = 0.0,
+    z_loss: float = 0.0,
+    logit_softcap: float | None = None,
     axis: int = -1,
     where: ArrayLike | None = None,
 ) -> jax.Array:
@@ -212,6 +215,41 @@ def label_smoothing_loss(
       Array([0.4159, 1.0986], dtype=float32)
     """
     return _one_example(jaxlosses.label_smoothing_loss, locals())
+
+
+def linear_cross_entropy(
+    input: ArrayLike,
+    linear_weight: ArrayLike,
+    target: ArrayLike,
+    *,
+    linear_bias: ArrayLike | None = None,
+    weight: ArrayLike | None = None,
+    ignore_index: int | None = -100,
+    label_smoothing: float = 0.0,
+    z_loss: float = 0.0,
+    logit_softcap: float | None = None,
+    chunk_size: int | tuple[int, int] | None = None,
+    where: ArrayLike | None = None,
+) -> jax.Array:
+    """Per-example :func:`jaxlosses.linear_cross_entropy`: one sequence's (or token's) loss.
+
+    For ``jax.vmap`` over examples, the output layer shared (``in_axes=(0, None, 0)``):
+    an example of ``(T, H)`` features and ``(T,)`` labels gives the mean over its kept
+    tokens, a ``(H,)`` token with a scalar label its unreduced loss.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> import jaxlosses
+      >>> from jaxlosses import per_example
+      >>> x = jax.random.normal(jax.random.key(0), (2, 3, 4))  # 2 sequences of 3 tokens
+      >>> w = jax.random.normal(jax.random.key(1), (5, 4))
+      >>> y = jnp.array([[1, 2, -100], [0, 4, 3]])
+      >>> per_seq = jax.vmap(per_example.linear_cross_entropy, in_axes=(0, None, 0))(x, w, y)
+      >>> naive = jax.vmap(per_example.cross_entropy)(x @ w.T, y)
+      >>> bool(jnp.allclose(per_seq, naive, rtol=1e-5))
+      True
+    """
+    return _one_example(jaxlosses.linear_cross_entropy, locals())
 
 
 def multilabel_soft_margin_loss(

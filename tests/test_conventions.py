@@ -26,6 +26,7 @@ PAGE = (ROOT / "docs" / "development.md").read_text()
 # Public functions that are not losses: no reduction, per-example twin or module.
 NOT_LOSSES = {
     "check_labels": "a label check for checkify",
+    "linear_logsumexp": "a statistic of a linear layer's logits (their log-partition function)",
     "log_softmax": "a normaliser, not a loss",
 }
 # Losses over a whole batch (one value per batch): no per-item values to reduce.

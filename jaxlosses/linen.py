@@ -37,7 +37,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxlosses import _binary, _fused, _multiclass, _multilabel, _overlap
+from jaxlosses import _binary, _divergence, _fused, _multiclass, _multilabel, _overlap, _regression
 from jaxlosses._core import checks
 from jaxlosses._core.modules import CALL_ARGUMENTS, LossSpec, check_call, loss_spec
 
@@ -48,12 +48,19 @@ __all__ = [
     "DiceLoss",
     "F1Loss",
     "FocalLoss",
+    "GaussianNLLLoss",
+    "HuberLoss",
+    "KLDivLoss",
+    "L1Loss",
     "LabelSmoothingLoss",
     "LinearCrossEntropyLoss",
     "Loss",
+    "MSELoss",
     "MultiLabelSoftMarginLoss",
     "NLLLoss",
+    "PoissonNLLLoss",
     "SigmoidFocalLoss",
+    "SmoothL1Loss",
 ]
 
 HYPERPARAMETERS = "loss_hyperparameters"
@@ -366,3 +373,121 @@ class LinearCrossEntropyLoss(
         w = self.param("linear_weight", init, shape, self.param_dtype)
         b = self.param("linear_bias", init, shape[:-1], self.param_dtype) if self.bias else None
         return type(self).fn(input, w, target, linear_bias=b, where=where, **self.hyperparameters())
+
+
+# --------------------------------------------------------------------------------------
+# regression and divergences
+
+
+class L1Loss(Loss, fn=_regression.l1_loss):
+    """:func:`jaxlosses.l1_loss`, the mean absolute error (``torch.nn.L1Loss``).
+
+    The linen twin of :class:`jaxlosses.nnx.L1Loss`.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import linen
+      >>> preds, targets = jnp.array([[1.0, 2.0], [0.0, 4.0]]), jnp.ones((2, 2))
+      >>> loss = linen.L1Loss(weight=jnp.array([1.0, 3.0]))
+      >>> variables = loss.init(jax.random.key(0), preds, targets)
+      >>> round(float(loss.apply(variables, preds, targets)), 4)
+      1.625
+    """
+
+
+class MSELoss(Loss, fn=_regression.mse_loss):
+    """:func:`jaxlosses.mse_loss`, the mean squared error (``torch.nn.MSELoss``).
+
+    The linen twin of :class:`jaxlosses.nnx.MSELoss`.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import linen
+      >>> preds, targets = jnp.array([[1.0, 2.0], [0.0, 4.0]]), jnp.ones((2, 2))
+      >>> loss = linen.MSELoss(reduction="sum")
+      >>> variables = loss.init(jax.random.key(0), preds, targets)
+      >>> round(float(loss.apply(variables, preds, targets)), 4)
+      11.0
+    """
+
+
+class HuberLoss(Loss, fn=_regression.huber_loss):
+    """:func:`jaxlosses.huber_loss` (``torch.nn.HuberLoss``).
+
+    The linen twin of :class:`jaxlosses.nnx.HuberLoss`.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import linen
+      >>> preds, targets = jnp.array([[1.0, 2.0], [0.0, 4.0]]), jnp.ones((2, 2))
+      >>> loss = linen.HuberLoss(delta=0.5)
+      >>> variables = loss.init(jax.random.key(0), preds, targets)
+      >>> round(float(loss.apply(variables, preds, targets)), 4)
+      0.5312
+    """
+
+
+class SmoothL1Loss(Loss, fn=_regression.smooth_l1_loss):
+    """:func:`jaxlosses.smooth_l1_loss` (``torch.nn.SmoothL1Loss``).
+
+    The linen twin of :class:`jaxlosses.nnx.SmoothL1Loss`.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import linen
+      >>> preds, targets = jnp.array([[1.0, 2.0], [0.0, 4.0]]), jnp.ones((2, 2))
+      >>> loss = linen.SmoothL1Loss(beta=0.5)
+      >>> variables = loss.init(jax.random.key(0), preds, targets)
+      >>> round(float(loss.apply(variables, preds, targets)), 4)
+      1.0625
+    """
+
+
+class KLDivLoss(Loss, fn=_divergence.kl_div):
+    """:func:`jaxlosses.kl_div` on log-probabilities (``torch.nn.KLDivLoss``).
+
+    The linen twin of :class:`jaxlosses.nnx.KLDivLoss`.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import linen
+      >>> log_q = jax.nn.log_softmax(jnp.array([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3]]))
+      >>> log_p = jax.nn.log_softmax(jnp.zeros((2, 3)))
+      >>> loss = linen.KLDivLoss(reduction="batchmean", log_target=True)
+      >>> variables = loss.init(jax.random.key(0), log_q, log_p)
+      >>> round(float(loss.apply(variables, log_q, log_p)), 4)
+      0.323
+    """
+
+
+class PoissonNLLLoss(Loss, fn=_divergence.poisson_nll_loss):
+    """:func:`jaxlosses.poisson_nll_loss` (``torch.nn.PoissonNLLLoss``).
+
+    The linen twin of :class:`jaxlosses.nnx.PoissonNLLLoss`.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import linen
+      >>> log_rates, counts = jnp.array([[0.0, 1.0], [2.0, 2.0]]), jnp.array([[1, 0], [5, 9]])
+      >>> loss = linen.PoissonNLLLoss(full=True)
+      >>> variables = loss.init(jax.random.key(0), log_rates, counts)
+      >>> round(float(loss.apply(variables, log_rates, counts)), 4)
+      2.015
+    """
+
+
+class GaussianNLLLoss(Loss, fn=_divergence.gaussian_nll_loss):
+    """:func:`jaxlosses.gaussian_nll_loss` (``torch.nn.GaussianNLLLoss``).
+
+    The linen twin of :class:`jaxlosses.nnx.GaussianNLLLoss`.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import linen
+      >>> means, targets = jnp.array([[0.0, 1.0], [2.0, 2.0]]), jnp.ones((2, 2))
+      >>> variances = jnp.array([[1.0], [0.5]])  # one per row
+      >>> loss = linen.GaussianNLLLoss(full=True)
+      >>> variables = loss.init(jax.random.key(0), means, targets, variances)
+      >>> round(float(loss.apply(variables, means, targets, variances)), 4)
+      1.3707
+    """

@@ -46,7 +46,7 @@ import jax.numpy as jnp
 from flax import nnx
 from jax.typing import ArrayLike
 
-from jaxlosses import _binary, _fused, _multiclass, _multilabel, _overlap
+from jaxlosses import _binary, _divergence, _fused, _multiclass, _multilabel, _overlap, _regression
 from jaxlosses._core.modules import CALL_ARGUMENTS, LossSpec, check_call, loss_spec
 
 __all__ = [
@@ -56,13 +56,20 @@ __all__ = [
     "DiceLoss",
     "F1Loss",
     "FocalLoss",
+    "GaussianNLLLoss",
+    "HuberLoss",
+    "KLDivLoss",
+    "L1Loss",
     "LabelSmoothingLoss",
     "LinearCrossEntropyLoss",
     "Loss",
     "LossHyperparameter",
+    "MSELoss",
     "MultiLabelSoftMarginLoss",
     "NLLLoss",
+    "PoissonNLLLoss",
     "SigmoidFocalLoss",
+    "SmoothL1Loss",
 ]
 
 
@@ -380,3 +387,104 @@ class LinearCrossEntropyLoss(
             where=where,
             **self.hyperparameters(),
         )
+
+
+# --------------------------------------------------------------------------------------
+# regression and divergences
+
+
+class L1Loss(Loss, fn=_regression.l1_loss):
+    """:func:`jaxlosses.l1_loss`, the mean absolute error (``torch.nn.L1Loss``).
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import nnx as losses
+      >>> preds, targets = jnp.array([[1.0, 2.0], [0.0, 4.0]]), jnp.ones((2, 2))
+      >>> loss = losses.L1Loss(weight=jnp.array([1.0, 3.0]))
+      >>> round(float(loss(preds, targets)), 4)
+      1.625
+    """
+
+
+class MSELoss(Loss, fn=_regression.mse_loss):
+    """:func:`jaxlosses.mse_loss`, the mean squared error (``torch.nn.MSELoss``).
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import nnx as losses
+      >>> preds, targets = jnp.array([[1.0, 2.0], [0.0, 4.0]]), jnp.ones((2, 2))
+      >>> loss = losses.MSELoss(reduction="sum")
+      >>> round(float(loss(preds, targets)), 4)
+      11.0
+    """
+
+
+class HuberLoss(Loss, fn=_regression.huber_loss):
+    """:func:`jaxlosses.huber_loss` (``torch.nn.HuberLoss``).
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import nnx as losses
+      >>> preds, targets = jnp.array([[1.0, 2.0], [0.0, 4.0]]), jnp.ones((2, 2))
+      >>> loss = losses.HuberLoss(delta=0.5)
+      >>> round(float(loss(preds, targets)), 4)
+      0.5312
+    """
+
+
+class SmoothL1Loss(Loss, fn=_regression.smooth_l1_loss):
+    """:func:`jaxlosses.smooth_l1_loss` (``torch.nn.SmoothL1Loss``).
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import nnx as losses
+      >>> preds, targets = jnp.array([[1.0, 2.0], [0.0, 4.0]]), jnp.ones((2, 2))
+      >>> loss = losses.SmoothL1Loss(beta=0.5)
+      >>> round(float(loss(preds, targets)), 4)
+      1.0625
+    """
+
+
+class KLDivLoss(Loss, fn=_divergence.kl_div):
+    """:func:`jaxlosses.kl_div` on log-probabilities (``torch.nn.KLDivLoss``).
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import nnx as losses
+      >>> log_q = jax.nn.log_softmax(jnp.array([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3]]))
+      >>> log_p = jax.nn.log_softmax(jnp.zeros((2, 3)))
+      >>> loss = losses.KLDivLoss(reduction="batchmean", log_target=True)
+      >>> round(float(loss(log_q, log_p)), 4)
+      0.323
+    """
+
+
+class PoissonNLLLoss(Loss, fn=_divergence.poisson_nll_loss):
+    """:func:`jaxlosses.poisson_nll_loss` (``torch.nn.PoissonNLLLoss``).
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import nnx as losses
+      >>> log_rates, counts = jnp.array([[0.0, 1.0], [2.0, 2.0]]), jnp.array([[1, 0], [5, 9]])
+      >>> loss = losses.PoissonNLLLoss(full=True)
+      >>> round(float(loss(log_rates, counts)), 4)
+      2.015
+    """
+
+
+class GaussianNLLLoss(Loss, fn=_divergence.gaussian_nll_loss):
+    """:func:`jaxlosses.gaussian_nll_loss` (``torch.nn.GaussianNLLLoss``).
+
+    Called with three inputs, ``loss(input, target, var, where=None)``, as
+    ``torch.nn.GaussianNLLLoss``; a network that predicts its own variance passes
+    it at each call.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import nnx as losses
+      >>> means, targets = jnp.array([[0.0, 1.0], [2.0, 2.0]]), jnp.ones((2, 2))
+      >>> variances = jnp.array([[1.0], [0.5]])  # one per row
+      >>> loss = losses.GaussianNLLLoss(full=True)
+      >>> round(float(loss(means, targets, variances)), 4)
+      1.3707
+    """

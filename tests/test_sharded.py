@@ -145,6 +145,17 @@ CALLS = {
     "linear_cross_entropy": lambda x, y, t: jl.linear_cross_entropy(
         x, W_OUT, y, label_smoothing=0.1, where=WHERE, chunk_size=4
     ),
+    "gaussian_nll_loss": lambda x, y, t: jl.gaussian_nll_loss(
+        x, t, jnp.exp(x[:, :1]), full=True, where=WHERE[:, None]
+    ),
+    "huber_loss": lambda x, y, t: jl.huber_loss(x, t, delta=0.5, weight=WEIGHT),
+    "kl_div": lambda x, y, t: jl.kl_div(
+        jl.log_softmax(x), jax.nn.softmax(3 * t), reduction="batchmean", where=WHERE[:, None]
+    ),
+    "l1_loss": lambda x, y, t: jl.l1_loss(x, t, weight=WEIGHT, where=WHERE[:, None]),
+    "mse_loss": lambda x, y, t: jl.mse_loss(x, t, reduction="sum"),
+    "poisson_nll_loss": lambda x, y, t: jl.poisson_nll_loss(x, 3 * t, full=True),
+    "smooth_l1_loss": lambda x, y, t: jl.smooth_l1_loss(x, t, beta=0.5),
     "per_example_cross_entropy": lambda x, y, t: jax.vmap(
         functools.partial(jl.per_example.cross_entropy, weight=WEIGHT)
     )(x.reshape(N // 2, 2, C), y.reshape(N // 2, 2)).reshape(N // 2),

@@ -5,6 +5,8 @@ a NaN or an Inf somewhere on finite inputs, or does needless work. Every rule is
 ``jax.custom_jvp`` whose tangent is linear in the input tangents and written with
 differentiable JAX operations, so JAX derives reverse mode by transposition and
 higher-order derivatives (``jax.hessian``, grad-of-grad, ``jax.jvp``) keep working.
+Where guarding an argument (``jnp.where`` before a ``log``) already makes autodiff of the
+formula the right rule at every order, the primitive is that guarded formula (``xlogy``).
 
 All functions expect their floating inputs already in the compute dtype (float32 for
 16-bit inputs, see :mod:`jaxlosses._core.reduction`).
@@ -491,3 +493,84 @@ def _sigmoid_focal_jvp(primals, tangents):
         return jnp.where(mod > 0, out * log_u, jnp.zeros_like(out)) * d
 
     return out, _tangent(out, (d_x, x_dot), (d_t, t_dot), (d_gamma, gamma_dot))
+
+
+# --------------------------------------------------------------------------------------
+# x log y with 0 log 0 = 0 (entropy, Kullback-Leibler, Poisson terms; with finite_floor
+# for 0 * -inf = 0)
+#
+# Written without a compare or a select on the elements: XLA:CPU fuses such a formula into
+# the reduction that consumes it, where a jnp.where in the forward pass makes it keep
+# N x D temporaries (twice the time of the naive formula at (4096, 1024)).
+
+
+def xlogy(x: jax.Array, y: jax.Array) -> jax.Array:
+    r"""``x * log(y)`` with ``0 * log(0) = 0``, and finite derivatives there.
+
+    The naive product is ``0 * -inf = nan`` at ``x = y = 0`` (a zero probability in an
+    entropy term ``p log p``, a zero count against a zero rate). Here ``y`` is shifted by
+    the smallest normal float, ``x * log(y + tiny)``: the value at ``y = 0`` is
+    ``x * log(tiny)`` (0 for ``x = 0``, about ``-87 x`` in float32 where the true one is
+    ``-inf``), ``d/dy = x / (y + tiny)`` is 0 at ``x = 0`` (the naive ``0 / 0`` is nan),
+    ``d/dx = log(y + tiny)`` is finite. For ``y > 2e-31`` (float32; ``4e-292`` in
+    float64) ``y + tiny`` rounds to ``y``: the value and derivatives are the true ones. A
+    negative ``y`` (below ``-tiny``) gives nan, as ``log`` does.
+    """
+    return x * jnp.log(y + jnp.finfo(jnp.result_type(y)).tiny)
+
+
+# --------------------------------------------------------------------------------------
+# PyTorch's clamp under no_grad
+
+
+@jax.custom_jvp
+def clamp_min_pass_through(x: jax.Array, low: jax.Array) -> jax.Array:
+    r"""``max(x, low)`` whose derivative with respect to ``x`` is 1 everywhere.
+
+    PyTorch's ``gaussian_nll_loss`` clamps the variance in place under ``no_grad``, so its
+    gradient is that of the loss at the clamped value, passed to ``var`` unchanged even
+    where ``var < eps`` (where the derivative of ``max`` is 0: a variance below ``eps``
+    would never be pushed up). ``low`` gets no derivative. Unlike ``x + stop_gradient(
+    max(x, low) - x)``, it keeps ``x = inf`` (``inf - inf = nan``) and nan (loud).
+    """
+    return jnp.where(x < low, jnp.asarray(low, x.dtype), x)
+
+
+@clamp_min_pass_through.defjvp
+def _clamp_min_pass_through_jvp(primals, tangents):
+    x, low = primals
+    x_dot, _ = tangents
+    return clamp_min_pass_through(x, low), x_dot
+
+
+# --------------------------------------------------------------------------------------
+# absolute value with PyTorch's derivative at 0
+
+
+@jax.custom_jvp
+def absolute(x: jax.Array) -> jax.Array:
+    """``|x|`` whose derivative at 0 is 0 (PyTorch's ``sign(0)``), not ``jnp.abs``'s 1.
+
+    The rule selects ``t``, ``-t`` or 0 by the sign of ``x``: the same function as
+    ``x * sign(x)``, whose autodiff graph XLA:CPU does not fuse (it keeps the ``sign``
+    array between the forward and the backward pass: two ``N x D`` temporaries and 3.7
+    times the time of ``jnp.abs`` at ``(4096, 1024)``); this rule fuses into the
+    gradient's one elementwise pass.
+    """
+    return jnp.abs(x)
+
+
+@absolute.defjvp
+def _absolute_jvp(primals, tangents):
+    (x,), (t,) = primals, tangents
+    zero = jnp.zeros_like(t)
+    return jnp.abs(x), jnp.where(x > 0, t, jnp.where(x < 0, -t, zero))
+
+
+def tangent_sum(out: jax.Array, *terms) -> jax.Array:
+    """The tangent of a rule: ``_tangent`` for custom rules written beside a family's kernel.
+
+    ``terms`` are ``(coefficient_fn, tangent)`` pairs; symbolic-zero tangents (inputs not
+    being differentiated, with ``symbolic_zeros=True``) are skipped, never built.
+    """
+    return _tangent(out, *terms)

@@ -29,6 +29,7 @@ NOT_LOSSES = {
     "check_labels": "a label check for checkify",
     "ctc_beam_search_decode": "a decoder: label sequences from CTC log-probabilities",
     "ctc_greedy_decode": "a decoder: label sequences from CTC log-probabilities",
+    "linear_logsumexp": "a statistic of a linear layer's logits (their log-partition function)",
     "log_softmax": "a normaliser, not a loss",
 }
 # Losses over a whole batch (one value per batch): no per-item values to reduce.
@@ -41,7 +42,14 @@ NO_AXIS = {
     "binary_cross_entropy": "elementwise",
     "binary_cross_entropy_with_logits": "elementwise",
     "ctc_loss": "the class axis is last, as in PyTorch's (T, N, C); batch_first= moves N",
+    "gaussian_nll_loss": "elementwise; var's shapes follow PyTorch (one per row: the last axis)",
+    "huber_loss": "elementwise",
+    "kl_div": "elementwise, as PyTorch's (batchmean sums over all but the first axis)",
+    "l1_loss": "elementwise",
+    "mse_loss": "elementwise",
+    "poisson_nll_loss": "elementwise",
     "sigmoid_focal_loss": "elementwise",
+    "smooth_l1_loss": "elementwise",
     "multilabel_soft_margin_loss": "the class axis is last, as in PyTorch's (N, C)",
     "linear_cross_entropy": "input's last axis is contracted with linear_weight, as F.linear",
 }
@@ -162,8 +170,10 @@ def test_one_return_type(qualname):
     fn = FUNCTIONS[qualname]
     hints = typing.get_type_hints(inspect.unwrap(fn))
     ret = hints.get("return")
-    ok = ret is jax.Array or ret is type(None) or (
-        isinstance(ret, type) and issubclass(ret, tuple) and hasattr(ret, "_fields")
+    ok = (
+        ret is jax.Array
+        or ret is type(None)
+        or (isinstance(ret, type) and issubclass(ret, tuple) and hasattr(ret, "_fields"))
     )
     assert ok, f"{qualname} returns {ret!r}: return jax.Array or a documented NamedTuple"
 
@@ -226,9 +236,7 @@ def test_per_example_twin_has_the_signature_minus_reduction(qualname):
     assert twin is not None, f"jaxlosses.per_example.{fn.__name__} is missing"
     want = [p for p in _params(fn) if p.name != "reduction"]
     got = _params(twin)
-    assert [(p.name, p.kind, p.default) for p in got] == [
-        (p.name, p.kind, p.default) for p in want
-    ]
+    assert [(p.name, p.kind, p.default) for p in got] == [(p.name, p.kind, p.default) for p in want]
     assert [str(p.annotation) for p in got] == [str(p.annotation) for p in want]
 
 
@@ -239,8 +247,7 @@ def test_every_loss_has_nnx_and_linen_modules_with_pytorchs_names(qualname):
         modules = [
             getattr(front, n)
             for n in front.__all__
-            if inspect.isclass(getattr(front, n))
-            and getattr(getattr(front, n), "fn", None) is fn
+            if inspect.isclass(getattr(front, n)) and getattr(getattr(front, n), "fn", None) is fn
         ]
         assert modules, f"{front.__name__} has no module for {qualname}"
         name = fn.__name__

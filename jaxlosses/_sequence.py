@@ -496,9 +496,10 @@ def ctc_loss(
     :math:`t` emits :math:`c`, from the alpha-beta recursion). PyTorch's backward
     returns :math:`p_{t,n}(c) - \gamma_{t,n}(c)` instead, which is the derivative with
     respect to the logits *before* a ``log_softmax``: the two agree once chained through
-    a ``log_softmax`` (its Jacobian maps :math:`-\gamma` to :math:`p \sum_c \gamma -
-    \gamma = p - \gamma`), and only then. With ``log_probs = log_softmax(logits)``,
-    ``jax.grad`` with respect to the logits is exactly PyTorch's.
+    a ``log_softmax`` (whose Jacobian maps :math:`-\gamma` to
+    :math:`p \sum_c \gamma - \gamma = p - \gamma`), and only then. With
+    ``log_probs = log_softmax(logits)``, ``jax.grad`` with respect to the logits is
+    exactly PyTorch's.
 
     Autodiff: a ``custom_jvp`` rule whose tangent is linear in ``log_probs``'s (forward
     and reverse mode; ``jax.hessian`` and grad-of-grad differentiate the recursions).

@@ -5,6 +5,10 @@ from jaxlosses import sharded as sharded
 from jaxlosses._binary import binary_cross_entropy as binary_cross_entropy
 from jaxlosses._binary import binary_cross_entropy_with_logits as binary_cross_entropy_with_logits
 from jaxlosses._binary import sigmoid_focal_loss as sigmoid_focal_loss
+from jaxlosses._contrastive import clip_loss as clip_loss
+from jaxlosses._contrastive import info_nce as info_nce
+from jaxlosses._contrastive import siglip_loss as siglip_loss
+from jaxlosses._contrastive import supervised_contrastive_loss as supervised_contrastive_loss
 from jaxlosses._core.classes import check_labels as check_labels
 from jaxlosses._fused import linear_cross_entropy as linear_cross_entropy
 from jaxlosses._multiclass import cross_entropy as cross_entropy
@@ -41,10 +45,12 @@ __all__ = [
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
     "check_labels",
+    "clip_loss",
     "cross_entropy",
     "dice_loss",
     "f1_loss",
     "focal_loss",
+    "info_nce",
     "label_smoothing_loss",
     "linear_cross_entropy",
     "linen",
@@ -55,5 +61,7 @@ __all__ = [
     "optax_compat",
     "per_example",
     "sharded",
+    "siglip_loss",
     "sigmoid_focal_loss",
+    "supervised_contrastive_loss",
 ]

@@ -48,6 +48,7 @@ import numpy as np
 from jax import lax
 
 from jaxlosses._core.reduction import compute_dtype
+from jaxlosses._core.sharding import vary_together
 
 COLUMN_REDUCTIONS = ("sum", "logsumexp")
 
@@ -151,8 +152,24 @@ def _grad_ab(dp, a_c, b, acc):
     return da, db
 
 
+def _zeros(shape, dtype, like: jax.Array) -> jax.Array:
+    """Zeros of ``shape`` typed like ``like`` inside ``shard_map`` (the axes it varies over)."""
+    return jnp.zeros(shape, dtype) + jnp.zeros_like(like[(0,) * like.ndim], dtype=dtype)
+
+
 def _add(tree_a, tree_b):
     return jax.tree.map(jnp.add, tree_a, tree_b)
+
+
+def _one_type(*trees):
+    """Every leaf typed as varying over the ``shard_map`` axes any leaf varies over.
+
+    Inside ``shard_map`` the scan carries (gradient accumulators) and the custom VJP's
+    cotangents must have one type; a replicated input cast to varying gets a gradient per
+    device, which the cast's transpose sums. A no-op outside ``shard_map``.
+    """
+    leaves, treedef = jax.tree.flatten(trees)
+    return treedef.unflatten(vary_together(leaves, ()))
 
 
 # --------------------------------------------------------------------------------------
@@ -184,7 +201,7 @@ def _rows_fwd(block_fn, col_reduce, ch, a, b, rows, cols, params):
         params,
     )[1]
     init = tuple(
-        _initial(r, jnp.zeros(s.shape, s.dtype)) for r, s in zip(col_reduce, shapes, strict=True)
+        _initial(r, _zeros(s.shape, s.dtype, b)) for r, s in zip(col_reduce, shapes, strict=True)
     )
 
     def body(running, chunk):
@@ -230,7 +247,7 @@ def _rows_bwd(block_fn, col_reduce, ch, res, cotangents):
         return carry, (da_c, d_rows)
 
     init = (
-        jnp.zeros(b.shape, acc),
+        _zeros(b.shape, acc, b),
         [jnp.zeros_like(x) for x in col_floats],
         [jnp.zeros_like(x) for x in par_floats],
     )
@@ -282,6 +299,7 @@ def pairwise_rows(
         if r not in COLUMN_REDUCTIONS:
             raise ValueError(f"col_reduce entries must be in {COLUMN_REDUCTIONS}, got {r!r}")
     ch = _chunking(a.shape[0], b.shape[0], chunk_size)
+    a, b, rows, cols, params = _one_type(a, b, rows, cols, params)
     return _rows(block_fn, tuple(col_reduce), ch, a, b, rows, cols, params)
 
 
@@ -296,7 +314,7 @@ def _total(block_fn, ch, a, b, rows, cols, params):
         return total + block_fn(dot_rows(a_c, b), rows_c, cols, params), None
 
     acc = compute_dtype(jnp.promote_types(a.dtype, b.dtype))
-    total, _ = lax.scan(body, jnp.zeros((), acc), _chunked(ch, (a, rows)))
+    total, _ = lax.scan(body, _zeros((), acc, b), _chunked(ch, (a, rows)))
     return total
 
 
@@ -320,8 +338,8 @@ def _total_fwd(block_fn, ch, a, b, rows, cols, params):
         return carry, (da_c, d_rows)
 
     init = (
-        jnp.zeros((), acc),
-        jnp.zeros(b.shape, acc),
+        _zeros((), acc, b),
+        _zeros(b.shape, acc, b),
         [jnp.zeros_like(x) for x in col_floats],
         [jnp.zeros_like(x) for x in par_floats],
     )
@@ -364,4 +382,5 @@ def pairwise_total(
     per-row values, or column reductions, use :func:`pairwise_rows`.
     """
     ch = _chunking(a.shape[0], b.shape[0], chunk_size)
+    a, b, rows, cols, params = _one_type(a, b, rows, cols, params)
     return _total(block_fn, ch, a, b, rows, cols, params)

@@ -24,6 +24,7 @@ The shared kernel of the label-based losses is :func:`pair_contrastive`: SupCon 
 from __future__ import annotations
 
 import functools
+import math
 from typing import NamedTuple
 
 import jax
@@ -33,10 +34,20 @@ from jax.typing import ArrayLike
 
 from jaxlosses._core import checks, stable
 from jaxlosses._core.checks import REDUCTION, choice, hyperparameters, integer, real
+from jaxlosses._core.modules import LearnedInput
 from jaxlosses._core.pairwise import pairwise_rows, pairwise_total
 from jaxlosses._core.reduction import Unreduced, compute_dtype, safe_divide
 
 CHUNK_SIZE = integer(low=1, optional=True)
+
+# The learned inputs of the Flax modules, initialised as their papers do: CLIP's
+# temperature 0.07 (open_clip's init_logit_scale = log(1 / 0.07)), SigLIP's t' = log 10
+# and b = -10. The parameter is the log of the scale; the loss gets its exp.
+CLIP_LEARNED = {"logit_scale": LearnedInput(math.log(1 / 0.07), "init_logit_scale", jnp.exp)}
+SIGLIP_LEARNED = {
+    "logit_scale": LearnedInput(math.log(10.0), "init_logit_scale", jnp.exp),
+    "logit_bias": LearnedInput(-10.0, "init_logit_bias"),
+}
 
 # --------------------------------------------------------------------------------------
 # Argument checks (shared with the sharded versions)
@@ -261,8 +272,8 @@ def clip_loss(
       >>> import jaxlosses
       >>> img = jnp.array([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]])
       >>> txt = jnp.array([[0.8, 0.6], [0.0, 1.0], [0.6, 0.8]])
-      >>> jaxlosses.clip_loss(img, txt, 10.0).round(4)
-      Array(0.7402, dtype=float32)
+      >>> round(float(jaxlosses.clip_loss(img, txt, 10.0)), 4)
+      0.4896
 
     References:
       Radford et al., "Learning Transferable Visual Models From Natural Language
@@ -349,7 +360,7 @@ def siglip_loss(
       >>> img = jnp.array([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]])
       >>> txt = jnp.array([[0.8, 0.6], [0.0, 1.0], [0.6, 0.8]])
       >>> jaxlosses.siglip_loss(img, txt, 10.0, -10.0).round(4)
-      Array(6.6824, dtype=float32)
+      Array(1.4388, dtype=float32)
 
     References:
       Zhai et al., "Sigmoid Loss for Language Image Pre-Training",
@@ -465,7 +476,7 @@ def info_nce(
       >>> q = jnp.array([[1.0, 0.0], [0.0, 2.0]])
       >>> k = jnp.array([[0.9, 0.1], [0.1, 0.9]])
       >>> jaxlosses.info_nce(q, k, temperature=0.5).round(4)
-      Array(0.1763, dtype=float32)
+      Array(0.1577, dtype=float32)
 
     References:
       van den Oord et al., "Representation Learning with Contrastive Predictive Coding",
@@ -600,9 +611,10 @@ def pair_contrastive(
       >>> from jaxlosses._contrastive import pair_contrastive
       >>> f = jnp.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.2, 0.8]])
       >>> y = jnp.array([0, 0, 1, 1])
-      >>> pair_contrastive(f, y, temperature=0.5, denominator="negatives",
-      ...                  average="pairs").round(4)
-      Array(0.0825, dtype=float32)
+      >>> loss = pair_contrastive(f, y, temperature=0.5, denominator="negatives",
+      ...                         average="pairs")
+      >>> round(float(loss), 4)
+      0.3438
     """
     x = feature_matrix("features", features)
     labels = checks.as_label_array("labels", labels)
@@ -694,7 +706,7 @@ def supervised_contrastive_loss(
       >>> import jaxlosses
       >>> f = jnp.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.2, 0.8]])
       >>> jaxlosses.supervised_contrastive_loss(f, jnp.array([0, 0, 1, 1])).round(4)
-      Array(0.0014, dtype=float32)
+      Array(0.0013, dtype=float32)
 
     References:
       Khosla et al., "Supervised Contrastive Learning", https://arxiv.org/abs/2004.11362;

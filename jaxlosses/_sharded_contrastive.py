@@ -112,7 +112,8 @@ def clip_loss(
       >>> import jax, jax.numpy as jnp
       >>> from jax.sharding import PartitionSpec as P
       >>> import jaxlosses
-      >>> mesh = jax.make_mesh((jax.device_count(),), ("data",))
+      >>> mesh = jax.make_mesh((jax.device_count(),), ("data",),
+      ...                      axis_types=(jax.sharding.AxisType.Auto,))
       >>> img = jax.random.normal(jax.random.key(0), (8, 4))
       >>> txt = jax.random.normal(jax.random.key(1), (8, 4))
       >>> loss = jax.shard_map(
@@ -265,7 +266,8 @@ def siglip_loss(
       >>> import jax, jax.numpy as jnp
       >>> from jax.sharding import PartitionSpec as P
       >>> import jaxlosses
-      >>> mesh = jax.make_mesh((jax.device_count(),), ("data",))
+      >>> mesh = jax.make_mesh((jax.device_count(),), ("data",),
+      ...                      axis_types=(jax.sharding.AxisType.Auto,))
       >>> img = jax.random.normal(jax.random.key(0), (8, 4))
       >>> txt = jax.random.normal(jax.random.key(1), (8, 4))
       >>> loss = jax.shard_map(

@@ -17,7 +17,10 @@ Per-example gradients are then one line::
     grads = jax.vmap(jax.grad(per_example.cross_entropy))(logits, labels)
 
 The set-level :func:`jaxlosses.f1_loss` and :func:`jaxlosses.dice_loss` have no
-per-example version.
+per-example version, nor have the contrastive losses whose negatives are the rest of the
+batch (:func:`jaxlosses.clip_loss`, :func:`jaxlosses.siglip_loss`,
+:func:`jaxlosses.supervised_contrastive_loss`): one example's loss needs every other
+example. :func:`info_nce` has one for explicit negatives.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ __all__ = [
     "binary_cross_entropy_with_logits",
     "cross_entropy",
     "focal_loss",
+    "info_nce",
     "label_smoothing_loss",
     "multilabel_soft_margin_loss",
     "nll_loss",
@@ -222,3 +226,35 @@ def multilabel_soft_margin_loss(
       Array([0.2786, 1.5072], dtype=float32)
     """
     return _one_example(jaxlosses.multilabel_soft_margin_loss, locals())
+
+
+# --------------------------------------------------------------------------------------
+# Contrastive losses
+
+
+def info_nce(
+    query: ArrayLike,
+    positive_key: ArrayLike,
+    negative_keys: ArrayLike | None = None,
+    *,
+    temperature: float = 0.1,
+    chunk_size: int | None = None,
+    where: ArrayLike | None = None,
+) -> jax.Array:
+    """Per-example :func:`jaxlosses.info_nce`: a ``(D,)`` query against its ``(M, D)`` negatives.
+
+    In-batch negatives need the batch, so ``negative_keys`` is required here (None raises
+    a ``ValueError``); under ``jax.vmap`` each example brings its own negatives
+    (``(N, M, D)`` over the batch).
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> import jaxlosses
+      >>> from jaxlosses import per_example
+      >>> q = jnp.array([[1.0, 0.0], [0.0, 2.0]])
+      >>> k = jnp.array([[0.9, 0.1], [0.1, 0.9]])
+      >>> negs = jnp.array([[[0.0, 1.0], [-1.0, 0.0]], [[1.0, 0.0], [1.0, 1.0]]])
+      >>> jax.vmap(per_example.info_nce)(q, k, negs).round(4)
+      Array([0.    , 0.0553], dtype=float32)
+    """
+    return _one_example(jaxlosses.info_nce, locals())

@@ -34,12 +34,12 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxlosses import _fused
-from jaxlosses._sharded_contrastive import clip_loss as clip_loss
-from jaxlosses._sharded_contrastive import siglip_loss as siglip_loss
 from jaxlosses._core import checks, stable
 from jaxlosses._core.classes import ClassLabels, class_inputs, class_labels, finish_class_loss
 from jaxlosses._core.reduction import compute_dtype
 from jaxlosses._core.sharding import class_iota, vary_together
+from jaxlosses._sharded_contrastive import clip_loss as clip_loss
+from jaxlosses._sharded_contrastive import siglip_loss as siglip_loss
 
 __all__ = [
     "clip_loss",

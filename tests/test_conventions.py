@@ -40,6 +40,17 @@ NO_AXIS = {
     "sigmoid_focal_loss": "elementwise",
     "multilabel_soft_margin_loss": "the class axis is last, as in PyTorch's (N, C)",
     "linear_cross_entropy": "input's last axis is contracted with linear_weight, as F.linear",
+    "clip_loss": "(N, D) feature rows contracted by the similarity matmul (open_clip's layout)",
+    "info_nce": "(N, D) feature rows contracted by the similarity matmul",
+    "siglip_loss": "(N, D) feature rows contracted by the similarity matmul (open_clip's layout)",
+    "supervised_contrastive_loss": "(N, D) feature rows contracted by the similarity matmul",
+}
+# Losses whose one example's loss needs the rest of the batch (in-batch negatives): no
+# per_example twin.
+BATCH_COUPLED = {
+    "clip_loss": "every other pair of the batch is a negative",
+    "siglip_loss": "every other pair of the batch is a negative",
+    "supervised_contrastive_loss": "the positives and negatives are the batch's other items",
 }
 # torch.nn's class for each torch.nn.functional loss (checked to exist in torch.nn).
 TORCH_MODULES = {
@@ -158,8 +169,10 @@ def test_one_return_type(qualname):
     fn = FUNCTIONS[qualname]
     hints = typing.get_type_hints(inspect.unwrap(fn))
     ret = hints.get("return")
-    ok = ret is jax.Array or ret is type(None) or (
-        isinstance(ret, type) and issubclass(ret, tuple) and hasattr(ret, "_fields")
+    ok = (
+        ret is jax.Array
+        or ret is type(None)
+        or (isinstance(ret, type) and issubclass(ret, tuple) and hasattr(ret, "_fields"))
     )
     assert ok, f"{qualname} returns {ret!r}: return jax.Array or a documented NamedTuple"
 
@@ -214,7 +227,8 @@ def test_pytorch_losses_take_pytorchs_signature(qualname):
 
 
 @pytest.mark.parametrize(
-    "qualname", sorted(q for q in LOSSES if LOSSES[q].__name__ not in SET_LEVEL)
+    "qualname",
+    sorted(q for q in LOSSES if LOSSES[q].__name__ not in {*SET_LEVEL, *BATCH_COUPLED}),
 )
 def test_per_example_twin_has_the_signature_minus_reduction(qualname):
     fn = LOSSES[qualname]
@@ -222,9 +236,7 @@ def test_per_example_twin_has_the_signature_minus_reduction(qualname):
     assert twin is not None, f"jaxlosses.per_example.{fn.__name__} is missing"
     want = [p for p in _params(fn) if p.name != "reduction"]
     got = _params(twin)
-    assert [(p.name, p.kind, p.default) for p in got] == [
-        (p.name, p.kind, p.default) for p in want
-    ]
+    assert [(p.name, p.kind, p.default) for p in got] == [(p.name, p.kind, p.default) for p in want]
     assert [str(p.annotation) for p in got] == [str(p.annotation) for p in want]
 
 
@@ -235,8 +247,7 @@ def test_every_loss_has_nnx_and_linen_modules_with_pytorchs_names(qualname):
         modules = [
             getattr(front, n)
             for n in front.__all__
-            if inspect.isclass(getattr(front, n))
-            and getattr(getattr(front, n), "fn", None) is fn
+            if inspect.isclass(getattr(front, n)) and getattr(getattr(front, n), "fn", None) is fn
         ]
         assert modules, f"{front.__name__} has no module for {qualname}"
         name = fn.__name__

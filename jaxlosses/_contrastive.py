@@ -37,6 +37,7 @@ from jaxlosses._core.checks import REDUCTION, choice, hyperparameters, integer, 
 from jaxlosses._core.modules import LearnedInput
 from jaxlosses._core.pairwise import pairwise_rows, pairwise_total
 from jaxlosses._core.reduction import Unreduced, compute_dtype, safe_divide
+from jaxlosses._core.sharding import explicit_spec
 
 CHUNK_SIZE = integer(low=1, optional=True)
 
@@ -51,6 +52,22 @@ SIGLIP_LEARNED = {
 
 # --------------------------------------------------------------------------------------
 # Argument checks (shared with the sharded versions)
+
+
+def replicated(*arrays):
+    """The arrays (None kept), replicated if any of them is explicitly sharded.
+
+    Every item is compared with every other, so explicitly sharded features (a mesh of
+    ``AxisType.Explicit`` axes) are gathered and every device computes the whole loss;
+    the transpose of the reshard sends each gradient back to its shard. To split the work
+    over devices, call :mod:`jaxlosses.sharded`'s versions inside ``shard_map``.
+    """
+    arrays = [None if a is None else jnp.asarray(a) for a in arrays]
+    if not any(a is not None and any(s is not None for s in explicit_spec(a)) for a in arrays):
+        return arrays
+    from jax.sharding import PartitionSpec
+
+    return [None if a is None else jax.sharding.reshard(a, PartitionSpec()) for a in arrays]
 
 
 def feature_matrix(name: str, x) -> jax.Array:
@@ -193,6 +210,9 @@ def clip_terms(
     image_features, text_features, logit_scale, *, label_smoothing, chunk_size, where
 ) -> Unreduced:
     """The per-item CLIP loss of every item (both directions' mean), unreduced."""
+    image_features, text_features, logit_scale, where = replicated(
+        image_features, text_features, logit_scale, where
+    )
     a, b, dtype = paired_features("image_features", image_features, "text_features", text_features)
     scale = scalar_input("logit_scale", logit_scale, dtype)
     acc = compute_dtype(dtype)
@@ -366,6 +386,9 @@ def siglip_loss(
       Zhai et al., "Sigmoid Loss for Language Image Pre-Training",
       https://arxiv.org/abs/2303.15343
     """
+    image_features, text_features, logit_scale, logit_bias, where = replicated(
+        image_features, text_features, logit_scale, logit_bias, where
+    )
     a, b, dtype = paired_features("image_features", image_features, "text_features", text_features)
     acc = compute_dtype(dtype)
     scale = scalar_input("logit_scale", logit_scale, dtype)
@@ -484,6 +507,9 @@ def info_nce(
       Henderson et al., "Efficient Natural Language Response Suggestion for Smart Reply"
       (in-batch negatives), https://arxiv.org/abs/1705.00652
     """
+    query, positive_key, negative_keys, where = replicated(
+        query, positive_key, negative_keys, where
+    )
     q, k, neg, dtype = _info_nce_inputs(query, positive_key, negative_keys)
     acc = compute_dtype(dtype)
     single = q.ndim == 1
@@ -616,6 +642,7 @@ def pair_contrastive(
       >>> round(float(loss), 4)
       0.3438
     """
+    features, labels, where = replicated(features, labels, where)
     x = feature_matrix("features", features)
     labels = checks.as_label_array("labels", labels)
     if labels.shape != x.shape[:1]:

@@ -149,7 +149,11 @@ def _weighted(stats_fn, p, rows, cols, params):
     """``sum_k sum_i weights[k]_i stats[k]_i`` of one chunk: rows = (weights, stats rows)."""
     weights, inner = rows
     stats = stats_fn(p, inner, cols, params)
-    return sum(jnp.sum(w * s) for w, s in zip(weights, stats, strict=True))
+    # A row of weight 0 (dropped, padding) adds 0 even if its statistic is -inf (a
+    # log-sum-exp over no kept column).
+    return sum(
+        jnp.sum(w * jnp.where(w == 0, 0.0, s)) for w, s in zip(weights, stats, strict=True)
+    )
 
 
 def row_statistics(stats_fn, a, b, rows, cols, params, *, weights=None, chunk_size=None):
@@ -582,6 +586,7 @@ def label_stats(cfg: LabelConfig, p, rows, cols, params):
         pair = jax.nn.softplus(lse_neg[:, None] - x)
         return (jnp.sum(jnp.where(pos, pair, 0.0), axis=1),)
     lse = stable.logsumexp(jnp.where(other, x, -jnp.inf), 1)
+    lse = jnp.where(lse == -jnp.inf, 0.0, lse)  # no other item: no loss
     return lse, jnp.sum(jnp.where(pos, x, 0.0), axis=1)
 
 

@@ -354,7 +354,7 @@ def contrastive_benchmark(plt, path: pathlib.Path, data: dict):
             ax.bar(x + i * width, values, width, label=name, color=colour)
         ax.set_xticks(x + 0.4 - width / 2, labels)
         ax.grid(axis="x", visible=False)
-        ax.set(ylabel=ylabel, title=title, yscale="log")
+        ax.set(ylabel=ylabel, title=title, yscale="log" if field == "temp_mib" else "linear")
     ax_t.legend(fontsize=8)
     meta, (b, d) = data["meta"], results[0]["size"]
     fig.suptitle(

@@ -151,9 +151,7 @@ def _weighted(stats_fn, p, rows, cols, params):
     stats = stats_fn(p, inner, cols, params)
     # A row of weight 0 (dropped, padding) adds 0 even if its statistic is -inf (a
     # log-sum-exp over no kept column).
-    return sum(
-        jnp.sum(w * jnp.where(w == 0, 0.0, s)) for w, s in zip(weights, stats, strict=True)
-    )
+    return sum(jnp.sum(w * jnp.where(w == 0, 0.0, s)) for w, s in zip(weights, stats, strict=True))
 
 
 def row_statistics(stats_fn, a, b, rows, cols, params, *, weights=None, chunk_size=None):

@@ -2,10 +2,10 @@
 
 import re
 
-from test_examples import run_example
 
-
-def test_contrastive_digits_quick_matches_one_device_learns_and_writes_the_png(tmp_path):
+def test_contrastive_digits_quick_matches_one_device_learns_and_writes_the_png(
+    run_example, tmp_path
+):
     out = run_example("contrastive_digits.py", "--quick", "--out", str(tmp_path))
     gaps = re.findall(r"^(clip|siglip): sharded vs one-device .* = (\S+)$", out, re.M)
     assert {loss for loss, _ in gaps} == {"clip", "siglip"}

@@ -16,11 +16,11 @@ import pytest
 import torch
 from flax import nnx
 from oracle import (
-    assert_matches_torch,
     torch_clip_loss,
     torch_info_nce,
     torch_siglip_loss,
     torch_supcon,
+    torch_value_and_grads,
 )
 
 import jaxlosses as jl
@@ -43,81 +43,115 @@ def _scalar(x):
     return np.asarray(x, np.float32)
 
 
-@pytest.mark.parametrize(
-    "smoothing,masked,reduction,chunk",
-    [(0.0, False, "mean", CHUNK), (0.1, True, "none", CHUNK), (0.2, False, "sum", None)],
-)
-def test_clip_loss_matches_open_clip(smoothing, masked, reduction, chunk):
+def _assert_cases_match_torch(cases, args, diff, rtol=2e-5, atol=1e-5):
+    """Every case's value and vector-Jacobian product (w.r.t. ``args[i]`` for i in ``diff``)
+    equals PyTorch's. ``cases``: name -> (jax_fn, torch_fn) of ``*args``; the JAX side of
+    all cases is one compiled program."""
+    want, cots = {}, {}
+    for name, (_, torch_fn) in cases.items():
+        shape = np.shape(torch_value_and_grads(torch_fn, args, diff)[0])
+        cots[name] = np.random.default_rng(len(name)).uniform(0.5, 1.5, shape).astype(np.float32)
+        want[name] = torch_value_and_grads(torch_fn, args, diff, cots[name])
+
+    @jax.jit
+    def run(*args):
+        out = {}
+        for name, (jax_fn, _) in cases.items():
+
+            def f(*d, jax_fn=jax_fn):
+                full = list(args)
+                for i, v in zip(diff, d, strict=True):
+                    full[i] = v
+                return jax_fn(*full)
+
+            value, vjp = jax.vjp(f, *[args[i] for i in diff])
+            out[name] = (value, vjp(jnp.asarray(cots[name])))
+        return out
+
+    got = run(*[None if a is None else jnp.asarray(a) for a in args])
+    for name, (value, grads) in got.items():
+        want_value, want_grads = want[name]
+        np.testing.assert_allclose(value, want_value, rtol=rtol, atol=atol, err_msg=name)
+        for i, g, w in zip(diff, grads, want_grads, strict=True):
+            np.testing.assert_allclose(g, w, rtol=rtol, atol=atol, err_msg=f"{name} arg {i}")
+
+
+def test_clip_loss_matches_open_clip():
     a, b, where = _data(0)
-    where = where if masked else None
-
-    def ours(a, b, s):
-        return jl.clip_loss(
-            a, b, s, label_smoothing=smoothing, where=where, reduction=reduction, chunk_size=chunk
+    cases = {
+        f"{eps}-{masked}-{red}-{chunk}": (
+            lambda a, b, s, eps=eps, w=where if masked else None, red=red, chunk=chunk: (
+                jl.clip_loss(a, b, s, label_smoothing=eps, where=w, reduction=red, chunk_size=chunk)
+            ),
+            lambda a, b, s, eps=eps, w=where if masked else None, red=red: torch_clip_loss(
+                a, b, s, eps, w, red
+            ),
         )
+        for eps, masked, red, chunk in [
+            (0.0, False, "mean", CHUNK),
+            (0.1, True, "none", CHUNK),
+            (0.2, False, "sum", None),
+        ]
+    }
+    _assert_cases_match_torch(cases, [a, b, _scalar(2.5)], diff=(0, 1, 2))
 
-    def ref(a, b, s):
-        return torch_clip_loss(a, b, s, smoothing, where, reduction)
 
-    assert_matches_torch(ours, ref, [a, b, _scalar(2.5)], diff=(0, 1, 2), rtol=2e-5, atol=1e-5)
-
-
-@pytest.mark.parametrize("masked,reduction", [(False, "mean"), (True, "none"), (True, "sum")])
-def test_siglip_loss_matches_open_clip(masked, reduction):
+def test_siglip_loss_matches_open_clip():
     a, b, where = _data(1)
-    where = where if masked else None
+    cases = {
+        f"{masked}-{red}": (
+            lambda a, b, s, c, w=where if masked else None, red=red: jl.siglip_loss(
+                a, b, s, c, where=w, reduction=red, chunk_size=CHUNK
+            ),
+            lambda a, b, s, c, w=where if masked else None, red=red: torch_siglip_loss(
+                a, b, s, c, w, red
+            ),
+        )
+        for masked, red in [(False, "mean"), (True, "none"), (True, "sum")]
+    }
+    _assert_cases_match_torch(cases, [a, b, _scalar(3.0), _scalar(-2.0)], diff=(0, 1, 2, 3))
 
-    def ours(a, b, s, c):
-        return jl.siglip_loss(a, b, s, c, where=where, reduction=reduction, chunk_size=CHUNK)
 
-    def ref(a, b, s, c):
-        return torch_siglip_loss(a, b, s, c, where, reduction)
-
-    args = [a, b, _scalar(3.0), _scalar(-2.0)]
-    assert_matches_torch(ours, ref, args, diff=(0, 1, 2, 3), rtol=2e-5, atol=2e-5)
-
-
-@pytest.mark.parametrize(
-    "negatives,masked,reduction",
-    [(None, False, "mean"), (None, True, "none"), ("shared", False, "none"), ("own", True, "mean")],
-)
-def test_info_nce_matches_info_nce_pytorch(negatives, masked, reduction):
+def test_info_nce_matches_info_nce_pytorch():
     q, k, where = _data(2)
     r = np.random.default_rng(3)
-    negs = {
-        None: None,
-        "shared": r.standard_normal((7, D)).astype(np.float32),
-        "own": r.standard_normal((N, 5, D)).astype(np.float32),
-    }[negatives]
-    where = where if masked else None
+    shared = r.standard_normal((7, D)).astype(np.float32)
+    own = r.standard_normal((N, 5, D)).astype(np.float32)
+    cases = {}
+    for negatives, masked, red in [
+        (None, False, "mean"),
+        (None, True, "none"),
+        ("shared", False, "none"),
+        ("own", True, "mean"),
+    ]:
+        w = where if masked else None
+        pick = {"shared": 2, "own": 3}.get(negatives)  # which argument holds the negatives
+        cases[f"{negatives}-{masked}-{red}"] = (
+            lambda q, k, s, o, w=w, red=red, pick=pick: jl.info_nce(
+                q, k, None if pick is None else (s, o)[pick - 2], temperature=0.3, where=w,
+                reduction=red, chunk_size=CHUNK,
+            ),
+            # + 0 * the unused negatives: a (zero) gradient for every argument
+            lambda q, k, s, o, w=w, red=red, pick=pick: torch_info_nce(
+                q, k, None if pick is None else (s, o)[pick - 2], 0.3, w, red
+            ) + 0 * (s.sum() + o.sum()),
+        )  # fmt: skip
+    _assert_cases_match_torch(cases, [q, k, shared, own], diff=(0, 1, 2, 3))
 
-    def ours(q, k, n):
-        return jl.info_nce(
-            q, k, n, temperature=0.3, where=where, reduction=reduction, chunk_size=CHUNK
-        )
 
-    def ref(q, k, n):
-        return torch_info_nce(q, k, n, 0.3, where, reduction)
-
-    diff = (0, 1) if negs is None else (0, 1, 2)
-    assert_matches_torch(ours, ref, [q, k, negs], diff=diff)
-
-
-@pytest.mark.parametrize("masked,reduction", [(False, "mean"), (True, "none")])
-def test_supervised_contrastive_loss_matches_supcontrast(masked, reduction):
+def test_supervised_contrastive_loss_matches_supcontrast():
     f, _, where = _data(4)
     labels = np.array([0, 1, 0, 2, 1, 0, 3, 2, 1, 0])  # class 3: an anchor without positives
-    where = where if masked else None
-
-    def ours(f):
-        return jl.supervised_contrastive_loss(
-            f, labels, temperature=0.5, where=where, reduction=reduction, chunk_size=CHUNK
+    cases = {
+        f"{masked}-{red}": (
+            lambda f, w=where if masked else None, red=red: jl.supervised_contrastive_loss(
+                f, labels, temperature=0.5, where=w, reduction=red, chunk_size=CHUNK
+            ),
+            lambda f, w=where if masked else None, red=red: torch_supcon(f, labels, 0.5, w, red),
         )
-
-    def ref(f):
-        return torch_supcon(f, labels, 0.5, where, reduction)
-
-    assert_matches_torch(ours, ref, [f], diff=(0,))
+        for masked, red in [(False, "mean"), (True, "none")]
+    }
+    _assert_cases_match_torch(cases, [f], diff=(0,))
 
 
 def test_the_label_kernel_is_optax_ntxent():

@@ -276,6 +276,15 @@ def test_second_derivatives_and_forward_mode():
 
     hess = jax.jit(jax.hessian(lambda s: jl.clip_loss(a, b, s, chunk_size=CHUNK)))(2.0)
     np.testing.assert_allclose(hess, jax.jit(jax.hessian(naive_clip))(2.0), rtol=1e-3)
+    # Reverse over reverse through the chunked custom VJP, with respect to the features.
+    x, y = a[:3, :2], b[:3, :2]
+
+    def naive_siglip(x):
+        logits = 2.0 * x @ y.T - 1.0
+        return -jnp.sum(jax.nn.log_sigmoid((2 * jnp.eye(3) - 1) * logits)) / 3
+
+    h = jax.jit(jax.hessian(lambda x: jl.siglip_loss(x, y, 2.0, -1.0, chunk_size=2)))(x)
+    np.testing.assert_allclose(h, jax.hessian(naive_siglip)(x), rtol=1e-4, atol=1e-6)
     with pytest.raises(TypeError, match="custom_vjp"):
         jax.jvp(lambda s: jl.clip_loss(a, b, s), (2.0,), (1.0,))
 

@@ -10,7 +10,11 @@ from jaxlosses._contrastive import info_nce as info_nce
 from jaxlosses._contrastive import siglip_loss as siglip_loss
 from jaxlosses._contrastive import supervised_contrastive_loss as supervised_contrastive_loss
 from jaxlosses._core.classes import check_labels as check_labels
+from jaxlosses._divergence import gaussian_nll_loss as gaussian_nll_loss
+from jaxlosses._divergence import kl_div as kl_div
+from jaxlosses._divergence import poisson_nll_loss as poisson_nll_loss
 from jaxlosses._fused import linear_cross_entropy as linear_cross_entropy
+from jaxlosses._fused import linear_logsumexp as linear_logsumexp
 from jaxlosses._multiclass import cross_entropy as cross_entropy
 from jaxlosses._multiclass import focal_loss as focal_loss
 from jaxlosses._multiclass import label_smoothing_loss as label_smoothing_loss
@@ -19,6 +23,10 @@ from jaxlosses._multiclass import nll_loss as nll_loss
 from jaxlosses._multilabel import multilabel_soft_margin_loss as multilabel_soft_margin_loss
 from jaxlosses._overlap import dice_loss as dice_loss
 from jaxlosses._overlap import f1_loss as f1_loss
+from jaxlosses._regression import huber_loss as huber_loss
+from jaxlosses._regression import l1_loss as l1_loss
+from jaxlosses._regression import mse_loss as mse_loss
+from jaxlosses._regression import smooth_l1_loss as smooth_l1_loss
 
 __version__ = "0.1.0"
 
@@ -50,18 +58,26 @@ __all__ = [
     "dice_loss",
     "f1_loss",
     "focal_loss",
+    "gaussian_nll_loss",
+    "huber_loss",
     "info_nce",
+    "kl_div",
+    "l1_loss",
     "label_smoothing_loss",
     "linear_cross_entropy",
+    "linear_logsumexp",
     "linen",
     "log_softmax",
+    "mse_loss",
     "multilabel_soft_margin_loss",
     "nll_loss",
     "nnx",
     "optax_compat",
     "per_example",
+    "poisson_nll_loss",
     "sharded",
     "siglip_loss",
     "sigmoid_focal_loss",
+    "smooth_l1_loss",
     "supervised_contrastive_loss",
 ]

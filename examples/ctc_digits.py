@@ -170,12 +170,13 @@ def main(argv=None) -> None:
     parser.add_argument("--steps", type=int, help="training steps (1500; 150 with --quick)")
     parser.add_argument("--quick", action="store_true", help="a smoke run of about ten seconds")
     parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("ctc_digits_out"))
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, help="strips per step (64; 32 with --quick)")
     parser.add_argument("--lr", type=float, default=1e-2)
     parser.add_argument("--features", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     steps = args.steps or (150 if args.quick else 1500)
+    batch_size = args.batch_size or (32 if args.quick else 64)
 
     start = time.perf_counter()
     rng = np.random.default_rng(args.seed)
@@ -192,11 +193,11 @@ def main(argv=None) -> None:
     step = nnx.cached_partial(train_step, model, optimizer)
     bar = tqdm(range(steps), desc="training", leave=False, dynamic_ncols=True)
     for i in bar:
-        loss = step(*make_strips(train_pool, args.batch_size, rng))
+        loss = step(*make_strips(train_pool, batch_size, rng))
         if i % 50 == 0:
             bar.set_postfix(loss=f"{float(loss):.3f}")
     bar.close()
-    print(f"trained {steps} steps of {args.batch_size} strips, final CTC loss {float(loss):.4f}")
+    print(f"trained {steps} steps of {batch_size} strips, final CTC loss {float(loss):.4f}")
 
     greedy, beam = read(model, test_set[0], test_set[2])
     print(f"\n{'decoder':<12} {'sequence accuracy':>17} {'CER':>7}")

@@ -533,6 +533,42 @@ def fused_benchmark(plt, path: pathlib.Path, data: dict):
     return _save(fig, f"bench_{path.stem}.png")
 
 
+# --------------------------------------------------------------------------------------
+# CTC
+
+
+def ctc_posteriors(plt):
+    """A model's per-frame probabilities and CTC's posteriors, the gradient of the loss."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    import jaxlosses as jl
+
+    labels = ["blank", "a", "b", "c"]
+    target = jnp.array([[1, 2, 2, 3]])  # "abbc": the two b's need a blank between them
+    t_len = 24
+    r = np.random.default_rng(0)
+    path = np.zeros(t_len, int)  # a rough guess at an alignment, and noise
+    path[3:6], path[9:11], path[13:15], path[18:21] = 1, 2, 2, 3
+    logits = jnp.asarray(2.5 * np.eye(4)[path] + r.normal(0, 0.8, (t_len, 4)), jnp.float32)
+    log_probs = jl.log_softmax(logits)[:, None, :]
+    grad = jax.grad(lambda lp: jl.ctc_loss(lp, target, [t_len], [4], reduction="sum"))(log_probs)
+    panels = [
+        (np.exp(log_probs[:, 0]).T, "the model's probabilities $p_t(c)$"),
+        (-grad[:, 0].T, "posteriors $\\gamma_t(c) = -\\partial \\ell / \\partial \\log p_t(c)$"),
+    ]
+    fig, axes = plt.subplots(2, 1, figsize=(7.0, 3.6), sharex=True)
+    for ax, (values, title) in zip(axes, panels, strict=True):
+        ax.imshow(values, aspect="auto", cmap="Blues", vmin=0, vmax=1, interpolation="nearest")
+        ax.set(yticks=range(4), yticklabels=labels, title=title)
+        ax.grid(False)
+    axes[1].set_xlabel("frame t")
+    fig.suptitle('jaxlosses.ctc_loss: target "abbc", 24 frames', y=1.02)
+    fig.tight_layout()
+    return _save(fig, "ctc_posteriors.png")
+
+
 FIGURES_BY_NAME = {
     "focal_vs_cross_entropy.png": focal_vs_cross_entropy,
     "label_smoothing.png": label_smoothing,
@@ -541,6 +577,7 @@ FIGURES_BY_NAME = {
     "regression_losses.png": regression_losses,
     "divergence_losses.png": divergence_losses,
     "contrastive_losses.png": contrastive_losses,
+    "ctc_posteriors.png": ctc_posteriors,
 }
 
 

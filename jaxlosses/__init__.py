@@ -27,6 +27,11 @@ from jaxlosses._regression import huber_loss as huber_loss
 from jaxlosses._regression import l1_loss as l1_loss
 from jaxlosses._regression import mse_loss as mse_loss
 from jaxlosses._regression import smooth_l1_loss as smooth_l1_loss
+from jaxlosses._sequence import CTCDecoding as CTCDecoding
+from jaxlosses._sequence import check_ctc_inputs as check_ctc_inputs
+from jaxlosses._sequence import ctc_beam_search_decode as ctc_beam_search_decode
+from jaxlosses._sequence import ctc_greedy_decode as ctc_greedy_decode
+from jaxlosses._sequence import ctc_loss as ctc_loss
 
 __version__ = "0.1.0"
 
@@ -50,11 +55,16 @@ def __dir__():
 
 
 __all__ = [
+    "CTCDecoding",
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
+    "check_ctc_inputs",
     "check_labels",
     "clip_loss",
     "cross_entropy",
+    "ctc_beam_search_decode",
+    "ctc_greedy_decode",
+    "ctc_loss",
     "dice_loss",
     "f1_loss",
     "focal_loss",

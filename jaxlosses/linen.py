@@ -46,6 +46,7 @@ from jaxlosses import (
     _multilabel,
     _overlap,
     _regression,
+    _sequence,
 )
 from jaxlosses._core import checks
 from jaxlosses._core.modules import CALL_ARGUMENTS, LearnedInput, LossSpec, check_call, loss_spec
@@ -53,6 +54,7 @@ from jaxlosses._core.modules import CALL_ARGUMENTS, LearnedInput, LossSpec, chec
 __all__ = [
     "BCELoss",
     "BCEWithLogitsLoss",
+    "CTCLoss",
     "ClipLoss",
     "CrossEntropyLoss",
     "DiceLoss",
@@ -582,4 +584,27 @@ class SupervisedContrastiveLoss(Loss, fn=_contrastive.supervised_contrastive_los
       >>> loss = linen.SupervisedContrastiveLoss(temperature=0.5)
       >>> round(float(loss.apply({}, f, jnp.array([0, 0, 1, 1]))), 4)
       0.3438
+    """
+
+
+# --------------------------------------------------------------------------------------
+# sequences
+
+
+class CTCLoss(Loss, fn=_sequence.ctc_loss):
+    """:func:`jaxlosses.ctc_loss`, connectionist temporal classification (``torch.nn.CTCLoss``).
+
+    The linen twin of :class:`jaxlosses.nnx.CTCLoss`; the lengths may be arrays or
+    Python sequences of ints.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> import jaxlosses
+      >>> from jaxlosses import linen
+      >>> log_probs = jaxlosses.log_softmax(jnp.zeros((4, 2, 3)))  # (T, N, C)
+      >>> inputs = (log_probs, jnp.array([[1, 2], [1, 1]]), [4, 4], [2, 2])
+      >>> loss = linen.CTCLoss(reduction="sum")
+      >>> variables = loss.init(jax.random.key(0), *inputs)
+      >>> round(float(loss.apply(variables, *inputs)), 4)
+      4.4714
     """

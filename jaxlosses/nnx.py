@@ -55,12 +55,14 @@ from jaxlosses import (
     _multilabel,
     _overlap,
     _regression,
+    _sequence,
 )
 from jaxlosses._core.modules import CALL_ARGUMENTS, LearnedInput, LossSpec, check_call, loss_spec
 
 __all__ = [
     "BCELoss",
     "BCEWithLogitsLoss",
+    "CTCLoss",
     "ClipLoss",
     "CrossEntropyLoss",
     "DiceLoss",
@@ -589,4 +591,25 @@ class SupervisedContrastiveLoss(Loss, fn=_contrastive.supervised_contrastive_los
       >>> loss = losses.SupervisedContrastiveLoss(temperature=0.5)
       >>> round(float(loss(f, jnp.array([0, 0, 1, 1]))), 4)
       0.3438
+    """
+
+
+# --------------------------------------------------------------------------------------
+# sequences
+
+
+class CTCLoss(Loss, fn=_sequence.ctc_loss):
+    """:func:`jaxlosses.ctc_loss`, connectionist temporal classification (``torch.nn.CTCLoss``).
+
+    Called as ``loss(log_probs, targets, input_lengths, target_lengths, where=None)``;
+    the lengths may be arrays or Python sequences of ints.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> import jaxlosses
+      >>> from jaxlosses import nnx as losses
+      >>> log_probs = jaxlosses.log_softmax(jnp.zeros((4, 2, 3)))  # (T, N, C)
+      >>> loss = losses.CTCLoss(reduction="sum")
+      >>> round(float(loss(log_probs, jnp.array([[1, 2], [1, 1]]), [4, 4], [2, 2])), 4)
+      4.4714
     """

@@ -27,6 +27,13 @@ Where optax has a known problem, this module differs on purpose:
   raises).
 * :func:`smooth_labels`: an item whose ``where`` is all False gets ``(1 - alpha) *
   labels`` (optax: inf).
+* :func:`ctc_loss`, :func:`ctc_loss_with_forward_probs`: the loss is never negative
+  (optax's float32 recursion rounds a confident alignment's loss below 0, optax #1771),
+  its gradient is the alpha-beta posterior's (optax differentiates its forward scan),
+  ``-inf`` logits give finite values (optax: nan), and a label inside a sequence's
+  length that is outside ``[0, K)`` or equal to ``blank_id`` gives nan (optax computes
+  with it). The forward probabilities of label positions past a sequence's length match
+  optax's only where the padding labels are class indices.
 
 ``alpha`` and ``gamma`` of :func:`sigmoid_focal_loss` must be scalars (optax also takes
 arrays broadcastable to the logits).
@@ -40,12 +47,14 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxlosses import _binary, _multiclass
+from jaxlosses import _binary, _multiclass, _sequence
 from jaxlosses._core import checks, stable
 from jaxlosses._core.reduction import compute_dtype, safe_divide
 
 __all__ = [
     "binary_dice_loss",
+    "ctc_loss",
+    "ctc_loss_with_forward_probs",
     "dice_loss",
     "multiclass_generalized_dice_loss",
     "poly_loss_cross_entropy",
@@ -562,3 +571,150 @@ def binary_dice_loss(
     return dice_loss(
         predictions, targets, smooth=smooth, apply_softmax=apply_sigmoid, reduction="mean"
     )
+
+
+# --------------------------------------------------------------------------------------
+# CTC
+
+
+def _ctc(logits, logit_paddings, labels, label_paddings, blank_id, log_epsilon):
+    """The loss of optax's batch-first logits and paddings, and the recursion's inputs."""
+    logits = checks.as_float_array("logits", logits)
+    labels = checks.as_label_array("labels", labels)
+    logit_paddings, label_paddings = jnp.asarray(logit_paddings), jnp.asarray(label_paddings)
+    if logits.ndim != 3 or labels.ndim != 2:
+        raise ValueError(
+            f"logits must be (B, T, K) and labels (B, N), got shapes {logits.shape} and "
+            f"{labels.shape}"
+        )
+    checks.check_same_shape("labels", labels, "label_paddings", label_paddings)
+    if logit_paddings.shape != logits.shape[:2]:
+        raise ValueError(
+            f"logit_paddings must have shape (B, T) = {logits.shape[:2]}, got "
+            f"{logit_paddings.shape}"
+        )
+    if labels.shape[0] != logits.shape[0]:
+        raise ValueError(f"labels have batch size {labels.shape[0]}, logits {logits.shape[0]}")
+    num_classes = logits.shape[-1]
+    checks.check_int("blank_id", blank_id)
+    if not 0 <= blank_id < num_classes:
+        raise ValueError(f"blank_id={blank_id} must be a class index in [0, {num_classes})")
+    dtype = compute_dtype(logits.dtype)
+    lp = jnp.swapaxes(stable.log_softmax(logits.astype(dtype), -1), 0, 1)  # (T, B, K)
+    frames = jnp.swapaxes(logit_paddings < 0.5, 0, 1)
+    width = labels.shape[1]
+    lengths = width - jnp.sum(label_paddings, axis=1).astype(jnp.int32)
+    inside = jnp.arange(width)[None, :] < lengths[:, None]
+    bad_label = (labels < 0) | (labels >= num_classes) | (labels == blank_id)
+    invalid = jnp.any(inside & bad_label, axis=1) | (lengths < 0)
+    lengths = jnp.clip(lengths, 0, width)
+    safe = jnp.clip(labels, 0, num_classes - 1).astype(jnp.int32)
+    if width == 0:
+        safe = jnp.zeros((labels.shape[0], 1), jnp.int32)
+    log_zero = jax.lax.stop_gradient(jnp.asarray(log_epsilon, dtype))
+    loss = _sequence.ctc_neg_log_likelihood(lp, safe, frames, lengths, log_zero, blank_id)
+    loss = jnp.where(invalid, jnp.full_like(loss, jnp.nan), loss).astype(logits.dtype)
+    return loss, (lp, safe, frames, log_zero)
+
+
+def ctc_loss(
+    logits: ArrayLike,
+    logit_paddings: ArrayLike,
+    labels: ArrayLike,
+    label_paddings: ArrayLike,
+    *,
+    blank_id: int = 0,
+    log_epsilon: ArrayLike = -1e5,
+) -> jax.Array:
+    r"""CTC loss per sequence with optax's layout (``optax.ctc_loss``).
+
+    The loss of :func:`jaxlosses.ctc_loss` on ``log_softmax(logits)`` with optax's
+    conventions: batch-first logits, 0/1 paddings instead of lengths (a padded frame
+    leaves the recursion's state unchanged), and ``log_epsilon`` standing for
+    :math:`\log 0` in the recursion's start and in the forbidden step between repeated
+    labels, so an impossible alignment costs about ``-log_epsilon`` per missing frame
+    instead of ``inf``. Never negative (optax's can be, #1771); the gradient is the
+    posterior's (:func:`jaxlosses.ctc_loss`).
+
+    Args:
+      logits: ``(B, T, K)`` logits, the blank among the ``K`` classes.
+      logit_paddings: ``(B, T)``, 1.0 for a padded frame, 0.0 for a frame.
+      labels: ``(B, N)`` integer labels, right-padded.
+      label_paddings: ``(B, N)``, 1.0 for a padding label, 0.0 for a label.
+      blank_id: the blank class.
+      log_epsilon: the log-weight of a forbidden transition (optax's approximation of
+        :math:`\log 0`).
+
+    Returns:
+      The ``(B,)`` per-sequence losses.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxlosses import optax_compat
+      >>> logits = jnp.array([[[0.0, 17.0], [0.0, 17.0]]])  # optax #1771
+      >>> labels, paddings = jnp.array([[1]]), jnp.zeros((1, 1))
+      >>> optax_compat.ctc_loss(logits, jnp.zeros((1, 2)), labels, paddings)  # optax: -8e-08
+      Array([0.], dtype=float32)
+
+    References:
+      Graves et al., "Connectionist Temporal Classification", ICML 2006,
+      https://www.cs.toronto.edu/~graves/icml_2006.pdf
+    """
+    loss, _ = _ctc(logits, logit_paddings, labels, label_paddings, blank_id, log_epsilon)
+    return loss
+
+
+def ctc_loss_with_forward_probs(
+    logits: ArrayLike,
+    logit_paddings: ArrayLike,
+    labels: ArrayLike,
+    label_paddings: ArrayLike,
+    *,
+    blank_id: int = 0,
+    log_epsilon: ArrayLike = -1e5,
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    r"""CTC loss and forward log-probabilities (``optax.ctc_loss_with_forward_probs``).
+
+    The loss is :func:`ctc_loss`'s. The forward variables are optax's: at frame
+    :math:`t`, ``logalpha_blank[t, b, n]`` is the log-probability of the frames up to
+    :math:`t` ending in the blank before label :math:`n` (after the last one for
+    :math:`n = N`), and ``logalpha_nonblank[t, b, n]`` that of ending in label
+    :math:`n`; in the last frame's row the blank states also hold the label before them
+    (optax's final epsilon transition). They are computed by a second forward scan,
+    differentiable by autodiff; when only the loss is used, ``jax.jit`` drops it.
+
+    Args:
+      logits: ``(B, T, K)`` logits, the blank among the ``K`` classes.
+      logit_paddings: ``(B, T)``, 1.0 for a padded frame, 0.0 for a frame.
+      labels: ``(B, N)`` integer labels, right-padded.
+      label_paddings: ``(B, N)``, 1.0 for a padding label, 0.0 for a label.
+      blank_id: the blank class.
+      log_epsilon: the log-weight of a forbidden transition.
+
+    Returns:
+      ``(loss, logalpha_blank, logalpha_nonblank)``: the ``(B,)`` losses, and the
+      ``(T, B, N + 1)`` and ``(T, B, N)`` forward log-probabilities.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxlosses import optax_compat
+      >>> logits = jnp.zeros((1, 3, 2))  # uniform over blank and one label
+      >>> loss, blank, label = optax_compat.ctc_loss_with_forward_probs(
+      ...     logits, jnp.zeros((1, 3)), jnp.array([[1]]), jnp.zeros((1, 1)))
+      >>> loss.round(4)  # 6 of the 8 paths contain the label: -log(6 / 8)
+      Array([0.2877], dtype=float32)
+      >>> blank.shape, label.shape
+      ((3, 1, 2), (3, 1, 1))
+    """
+    loss, (lp, safe, frames, log_zero) = _ctc(
+        logits, logit_paddings, labels, label_paddings, blank_id, log_epsilon
+    )
+    alpha_blank, alpha_label = _sequence.ctc_forward_variables(
+        lp, safe, frames, blank=blank_id, log_zero=log_zero
+    )
+    alpha_label = alpha_label[..., : labels.shape[1]]
+    last = alpha_blank[-1]
+    last = jnp.concatenate([last[:, :1], jnp.logaddexp(last[:, 1:], alpha_label[-1])], axis=1)
+    alpha_blank = alpha_blank.at[-1].set(last)
+    dtype = loss.dtype
+    return loss, alpha_blank.astype(dtype), alpha_label.astype(dtype)

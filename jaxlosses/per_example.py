@@ -41,6 +41,7 @@ __all__ = [
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
     "cross_entropy",
+    "ctc_loss",
     "focal_loss",
     "gaussian_nll_loss",
     "huber_loss",
@@ -463,3 +464,41 @@ def info_nce(
       Array([0.    , 0.0553], dtype=float32)
     """
     return _one_example(jaxlosses.info_nce, locals())
+
+
+# --------------------------------------------------------------------------------------
+# sequences
+
+
+def ctc_loss(
+    log_probs: ArrayLike,
+    targets: ArrayLike,
+    input_lengths: ArrayLike,
+    target_lengths: ArrayLike,
+    *,
+    blank: int = 0,
+    zero_infinity: bool = False,
+    batch_first: bool = False,
+    where: ArrayLike | None = None,
+) -> jax.Array:
+    """Per-example :func:`jaxlosses.ctc_loss`: one sequence's loss (not divided by its length).
+
+    One example is unbatched: ``(T, C)`` log-probabilities, ``(S,)`` targets and scalar
+    lengths, so ``jax.vmap`` over PyTorch's batch axis 1 of ``(T, N, C)`` equals
+    ``ctc_loss(..., reduction="none")``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> import numpy as np
+      >>> import jaxlosses
+      >>> from jaxlosses import per_example
+      >>> log_probs = jaxlosses.log_softmax(jnp.zeros((4, 2, 3)))  # (T, N, C)
+      >>> targets, lengths = jnp.array([[1, 2], [1, 1]]), jnp.array([2, 2])
+      >>> per_seq = jax.vmap(per_example.ctc_loss, in_axes=(1, 0, None, 0))
+      >>> np.asarray(per_seq(log_probs, targets, 4, lengths)).round(4)  # 15 and 5 of 81 paths
+      array([1.6864, 2.785 ], dtype=float32)
+      >>> unreduced = jaxlosses.ctc_loss(log_probs, targets, [4, 4], lengths, reduction="none")
+      >>> np.asarray(unreduced).round(4)
+      array([1.6864, 2.785 ], dtype=float32)
+    """
+    return _one_example(jaxlosses.ctc_loss, locals())

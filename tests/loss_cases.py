@@ -29,6 +29,13 @@ CASES = {
         (X, T),
         WHERE[:, None],
     ),
+    "CTCLoss": (
+        jl.ctc_loss,
+        {"reduction": "sum", "zero_infinity": True},
+        # (T, N, C) = (3, 2, 5); lengths as Python lists; "3 3" cannot fit 2 frames (inf)
+        (jl.log_softmax(X.reshape(3, 2, 5)), jnp.array([[1, 2], [3, 3]]), [3, 2], [2, 2]),
+        WHERE[:2],
+    ),
     "CrossEntropyLoss": (
         jl.cross_entropy,
         {"weight": W, "label_smoothing": 0.1},

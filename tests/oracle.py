@@ -136,3 +136,64 @@ def torch_supcon(features, labels, temperature=0.1, where=None, reduction="mean"
     num_pos = torch.where(num_pos < 1e-6, torch.ones_like(num_pos), num_pos)
     per = -(mask * log_prob).sum(1) / num_pos
     return _torch_reduce(per, idx, len(features), reduction)
+
+
+# --------------------------------------------------------------------------------------
+# CTC references (Graves et al., 2006)
+
+
+def ctc_labelling_probs(log_probs: np.ndarray, blank: int = 0) -> dict[tuple, float]:
+    """CTC's definition, by enumeration: ``{labelling: probability}`` of ``(T, C)`` frames.
+
+    Every one of the ``C ** T`` paths is collapsed (repeats merged, blanks removed) and its
+    probability added to its labelling's; float64, for ``C ** T`` up to about 1e5.
+    """
+    import itertools
+
+    log_probs = np.asarray(log_probs, np.float64)
+    num_frames, num_classes = log_probs.shape
+    probs: dict[tuple, float] = {}
+    for path in itertools.product(range(num_classes), repeat=num_frames):
+        labelling, previous = [], None
+        for c in path:
+            if c != previous and c != blank:
+                labelling.append(c)
+            previous = c
+        p = float(np.exp(sum(log_probs[t, c] for t, c in enumerate(path))))
+        probs[tuple(labelling)] = probs.get(tuple(labelling), 0.0) + p
+    return probs
+
+
+def ctc_naive(log_probs, targets, input_lengths, target_lengths, blank: int = 0):
+    """The textbook alpha recursion over ``2S + 1`` states with ``jnp.logaddexp`` (autodiff).
+
+    ``log_probs`` is ``(T, N, C)``, ``targets`` padded ``(N, S)``; returns the ``(N,)``
+    losses. Its gradient is autodiff's through the scan: the naive version the custom
+    rule replaces.
+    """
+    log_probs = jnp.asarray(log_probs)
+    targets = jnp.asarray(targets)
+    num_frames, n, _ = log_probs.shape
+    s = targets.shape[1]
+    ext = jnp.full((n, 2 * s + 1), blank, targets.dtype).at[:, 1::2].set(targets)
+    before = jnp.pad(ext[:, :-2], ((0, 0), (2, 0)), constant_values=-1)
+    skip = (ext != blank) & (ext != before)
+    alpha = jnp.full((n, 2 * s + 1), -jnp.inf, log_probs.dtype).at[:, 0].set(0.0)
+
+    def step(alpha, xs):
+        lp_t, t = xs
+        a1 = jnp.pad(alpha[:, :-1], ((0, 0), (1, 0)), constant_values=-jnp.inf)
+        a2 = jnp.pad(alpha[:, :-2], ((0, 0), (2, 0)), constant_values=-jnp.inf)
+        a2 = jnp.where(skip, a2, -jnp.inf)
+        new = jnp.take_along_axis(lp_t, ext, 1) + jnp.logaddexp(jnp.logaddexp(alpha, a1), a2)
+        return jnp.where((t < jnp.asarray(input_lengths))[:, None], new, alpha), None
+
+    alpha, _ = jax.lax.scan(step, alpha, (log_probs, jnp.arange(num_frames)))
+    end = 2 * jnp.asarray(target_lengths)
+    last = jnp.logaddexp(
+        jnp.take_along_axis(alpha, end[:, None], 1)[:, 0],
+        jnp.where(
+            end > 0, jnp.take_along_axis(alpha, jnp.maximum(end - 1, 0)[:, None], 1)[:, 0], -jnp.inf
+        ),
+    )
+    return -last

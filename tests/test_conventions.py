@@ -25,7 +25,10 @@ PAGE = (ROOT / "docs" / "development.md").read_text()
 
 # Public functions that are not losses: no reduction, per-example twin or module.
 NOT_LOSSES = {
+    "check_ctc_inputs": "a CTC length and label check for checkify",
     "check_labels": "a label check for checkify",
+    "ctc_beam_search_decode": "a decoder: label sequences from CTC log-probabilities",
+    "ctc_greedy_decode": "a decoder: label sequences from CTC log-probabilities",
     "linear_logsumexp": "a statistic of a linear layer's logits (their log-partition function)",
     "log_softmax": "a normaliser, not a loss",
 }
@@ -38,6 +41,7 @@ SET_LEVEL = {
 NO_AXIS = {
     "binary_cross_entropy": "elementwise",
     "binary_cross_entropy_with_logits": "elementwise",
+    "ctc_loss": "the class axis is last, as in PyTorch's (T, N, C); batch_first= moves N",
     "gaussian_nll_loss": "elementwise; var's shapes follow PyTorch (one per row: the last axis)",
     "huber_loss": "elementwise",
     "kl_div": "elementwise, as PyTorch's (batchmean sums over all but the first axis)",

@@ -7,6 +7,16 @@ from jaxlosses._binary import binary_cross_entropy_with_logits as binary_cross_e
 from jaxlosses._binary import sigmoid_focal_loss as sigmoid_focal_loss
 from jaxlosses._core.classes import check_labels as check_labels
 from jaxlosses._fused import linear_cross_entropy as linear_cross_entropy
+from jaxlosses._margin import hinge_embedding_loss as hinge_embedding_loss
+from jaxlosses._margin import margin_ranking_loss as margin_ranking_loss
+from jaxlosses._margin import multi_margin_loss as multi_margin_loss
+from jaxlosses._margin import multilabel_margin_loss as multilabel_margin_loss
+from jaxlosses._margin import soft_margin_loss as soft_margin_loss
+from jaxlosses._metric import cosine_embedding_loss as cosine_embedding_loss
+from jaxlosses._metric import triplet_margin_loss as triplet_margin_loss
+from jaxlosses._metric import (
+    triplet_margin_with_distance_loss as triplet_margin_with_distance_loss,
+)
 from jaxlosses._multiclass import cross_entropy as cross_entropy
 from jaxlosses._multiclass import focal_loss as focal_loss
 from jaxlosses._multiclass import label_smoothing_loss as label_smoothing_loss
@@ -41,14 +51,19 @@ __all__ = [
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
     "check_labels",
+    "cosine_embedding_loss",
     "cross_entropy",
     "dice_loss",
     "f1_loss",
     "focal_loss",
+    "hinge_embedding_loss",
     "label_smoothing_loss",
     "linear_cross_entropy",
     "linen",
     "log_softmax",
+    "margin_ranking_loss",
+    "multi_margin_loss",
+    "multilabel_margin_loss",
     "multilabel_soft_margin_loss",
     "nll_loss",
     "nnx",
@@ -56,4 +71,7 @@ __all__ = [
     "per_example",
     "sharded",
     "sigmoid_focal_loss",
+    "soft_margin_loss",
+    "triplet_margin_loss",
+    "triplet_margin_with_distance_loss",
 ]

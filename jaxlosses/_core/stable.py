@@ -445,3 +445,151 @@ def _sigmoid_focal_jvp(primals, tangents):
         return jnp.where(mod > 0, out * log_u, jnp.zeros_like(out)) * d
 
     return out, _tangent(out, (d_x, x_dot), (d_t, t_dot), (d_gamma, gamma_dot))
+
+
+# --------------------------------------------------------------------------------------
+# distances and similarities of vectors (the feature axis is last)
+
+
+def _pnorm(d: jax.Array, p: float) -> jax.Array:
+    """``(sum |d|**p)**(1/p)`` over the last axis, computed as written (may overflow)."""
+    if p == 2:
+        return jnp.sqrt(jnp.sum(d * d, axis=-1))
+    return jnp.power(jnp.sum(jnp.power(jnp.abs(d), p), axis=-1), 1 / p)
+
+
+def _row_scale(x: jax.Array, floor: float = 0.0) -> jax.Array:
+    """``max(max |x|, floor)`` over the last axis (kept), 1 where that is 0 or not finite.
+
+    A norm or a cosine is homogeneous in its vector, so it can be computed on ``x / s``
+    and scaled back: every value is then at most 1 and nothing overflows. The scale is a
+    ``stop_gradient``: the result does not depend on it, so its derivative does not either.
+    """
+    s = jnp.maximum(jnp.max(jnp.abs(x), axis=-1, keepdims=True), floor)
+    s = jnp.where((s > 0) & jnp.isfinite(s), s, jnp.ones_like(s))
+    return jax.lax.stop_gradient(s)
+
+
+def _all_finite(x: jax.Array) -> jax.Array:
+    return jnp.all(jnp.isfinite(x))
+
+
+def _distance(x1: jax.Array, x2: jax.Array, eps: jax.Array, p: float) -> jax.Array:
+    d = x1 - x2 + eps
+    if p == jnp.inf:
+        return jnp.max(jnp.abs(d), axis=-1)
+    if p == 1:
+        return jnp.sum(jnp.abs(d), axis=-1)
+    n = _pnorm(d, p)
+
+    def scaled(x1, x2, eps):
+        d = x1 - x2 + eps
+        s = _row_scale(d)
+        return _pnorm(d / s, p) * s[..., 0]
+
+    # The naive sum of |d|**p overflows for |d| around 1e19 (p = 2), where the distance is
+    # finite; only then is the batch recomputed on scaled rows (one more pass).
+    return jax.lax.cond(_all_finite(n), lambda *_: n, scaled, x1, x2, eps)
+
+
+def _distance_gradient(d: jax.Array, n: jax.Array, p: float) -> jax.Array:
+    """``d n / d d`` with PyTorch's subgradients (``norm_backward``), bounded in ``d / n``."""
+    zero = jnp.zeros_like(d)
+    if p == 1:
+        return jnp.sign(d)
+    if p == jnp.inf:
+        hit = (jnp.abs(d) == n[..., None]).astype(d.dtype)  # the maximal entries share it
+        return jnp.sign(d) * hit / jnp.sum(hit, axis=-1, keepdims=True)
+    positive = (n > 0)[..., None]
+    u = d / jnp.where(positive, n[..., None], jnp.ones_like(d))  # |u| <= 1
+    if p == 2:
+        return jnp.where(positive, u, zero)
+    nonzero = d != 0
+    safe = jnp.where(nonzero, jnp.abs(u), jnp.ones_like(u))
+    grad = jnp.sign(d) * jnp.power(safe, p - 1)
+    return jnp.where(positive & nonzero, grad, zero)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(3,))
+def pairwise_distance(x1: jax.Array, x2: jax.Array, eps: jax.Array, p: float) -> jax.Array:
+    r"""PyTorch's ``pairwise_distance``: ``||x1 - x2 + eps||_p`` over the last axis.
+
+    ``x1`` and ``x2`` broadcast; ``p > 0`` (``jnp.inf`` for the max norm) is static.
+    Guards: the gradient at distance 0 is PyTorch's subgradient 0 (naive autodiff of
+    ``sqrt(sum d**2)`` gives nan there, which ``eps = 0`` and identical vectors reach);
+    entries ``|d| = 0`` give a 0 derivative for ``p < 1`` (an infinite one naively);
+    ties of the max norm share the gradient equally (PyTorch's choice); and ``|d|`` up to
+    the float32 maximum keeps the value and gradient finite (a rescaled recomputation
+    when the naive sum of powers overflows). The gradient is written in ``d / n``, whose
+    entries are at most 1.
+    """
+    return _distance(x1, x2, eps, p)
+
+
+@functools.partial(pairwise_distance.defjvp, symbolic_zeros=True)
+def _pairwise_distance_jvp(p, primals, tangents):
+    x1, x2, eps = primals
+    t1, t2, t_eps = tangents
+    n = pairwise_distance(x1, x2, eps, p)
+    grad = _distance_gradient(x1 - x2 + eps, n, p)
+
+    def along(sign):
+        return lambda t: sign * jnp.sum(grad * t, axis=-1)
+
+    return n, _tangent(n, (along(1), t1), (along(-1), t2), (along(1), t_eps))
+
+
+def _cosine_parts(x1: jax.Array, x2: jax.Array, eps: float):
+    """``(cos, r1, r2)`` with ``r = sqrt(sum x**2 + eps)``, finite for any finite input."""
+    dot = jnp.sum(x1 * x2, axis=-1)
+    m1 = jnp.sum(x1 * x1, axis=-1) + eps
+    m2 = jnp.sum(x2 * x2, axis=-1) + eps
+    m12 = m1 * m2
+    cos = dot / jnp.sqrt(m12)  # PyTorch's rounding: one square root of the product
+
+    def scaled(x1, x2):
+        # cos is homogeneous of degree 0 in each vector: on x / s with s >= sqrt(eps) the
+        # sums are at most the dimension and eps / s**2 at most 1.
+        s1, s2 = _row_scale(x1, eps**0.5), _row_scale(x2, eps**0.5)
+        u1, u2 = x1 / s1, x2 / s2
+        q1 = jnp.sqrt(jnp.sum(u1 * u1, axis=-1) + eps / (s1 * s1)[..., 0])
+        q2 = jnp.sqrt(jnp.sum(u2 * u2, axis=-1) + eps / (s2 * s2)[..., 0])
+        cos = jnp.sum(u1 * u2, axis=-1) / (q1 * q2)
+        return cos, q1 * s1[..., 0], q2 * s2[..., 0]
+
+    # The naive sums overflow for entries around 1e19 (and their product for norms
+    # around 1e19), where the cosine is finite; only then is the batch rescaled.
+    ok = _all_finite(dot) & _all_finite(m12)
+    return jax.lax.cond(ok, lambda *_: (cos, jnp.sqrt(m1), jnp.sqrt(m2)), scaled, x1, x2)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
+def cosine_similarity(x1: jax.Array, x2: jax.Array, eps: float) -> jax.Array:
+    r"""``x1 . x2 / sqrt((|x1|^2 + eps)(|x2|^2 + eps))`` over the last axis (PyTorch's
+    ``cosine_embedding_loss`` form, ``eps = 1e-12`` there).
+
+    Guards: a zero vector gives cosine 0 and PyTorch's finite gradient (``eps`` keeps
+    the denominator positive); entries up to the float32 maximum keep the value and
+    gradient finite (rescaled rows when the naive sums overflow, where PyTorch returns
+    nan or 0). The gradient is the closed form
+    :math:`x_2 / (r_1 r_2) - \cos\, x_1 / r_1^2` (and symmetrically), with
+    :math:`r = \sqrt{|x|^2 + \mathrm{eps}}`, evaluated as ``(x / r)`` scaled once more.
+    """
+    return _cosine_parts(x1, x2, eps)[0]
+
+
+@functools.partial(cosine_similarity.defjvp, symbolic_zeros=True)
+def _cosine_similarity_jvp(eps, primals, tangents):
+    x1, x2 = primals
+    t1, t2 = tangents
+    cos, r1, r2 = _cosine_parts(x1, x2, eps)
+    a1, a2 = (1 / r1)[..., None], (1 / r2)[..., None]
+    c = cos[..., None]
+
+    def d1(t):
+        return jnp.sum(((x2 * a2) * a1 - (x1 * a1) * (c * a1)) * t, axis=-1)
+
+    def d2(t):
+        return jnp.sum(((x1 * a1) * a2 - (x2 * a2) * (c * a2)) * t, axis=-1)
+
+    return cos, _tangent(cos, (d1, t1), (d2, t2))

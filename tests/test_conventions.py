@@ -40,6 +40,11 @@ NO_AXIS = {
     "sigmoid_focal_loss": "elementwise",
     "multilabel_soft_margin_loss": "the class axis is last, as in PyTorch's (N, C)",
     "linear_cross_entropy": "input's last axis is contracted with linear_weight, as F.linear",
+    # margin and metric-learning losses
+    "hinge_embedding_loss": "elementwise",
+    "margin_ranking_loss": "elementwise",
+    "soft_margin_loss": "elementwise",
+    "triplet_margin_with_distance_loss": "distance_function reduces the feature axis",
 }
 # torch.nn's class for each torch.nn.functional loss (checked to exist in torch.nn).
 TORCH_MODULES = {

@@ -79,7 +79,9 @@ def _triplet_inputs(anchor, positive, negative) -> tuple[list[jax.Array], jnp.dt
     except ValueError:
         raise ValueError(f"anchor, positive and negative must broadcast, got {shapes}") from None
     dtype = jnp.result_type(*arrays)
-    return [x.astype(compute_dtype(dtype)) for x in arrays], dtype
+    # A copy (free under jit): ``jax.vmap`` over NumPy arrays inside ``jax.jit`` would
+    # otherwise hand the custom_jvp distance a non-canonical constant (a JAX assertion).
+    return [jnp.asarray(x, compute_dtype(dtype), copy=True) for x in arrays], dtype
 
 
 # --------------------------------------------------------------------------------------

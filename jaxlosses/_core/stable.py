@@ -474,6 +474,27 @@ def _all_finite(x: jax.Array) -> jax.Array:
     return jnp.all(jnp.isfinite(x))
 
 
+def _keep(value, *_):
+    """The branch of ``lax.cond`` that keeps the naively computed value."""
+    return value
+
+
+@functools.lru_cache
+def _rescaled_distance(p: float):
+    """The branch that recomputes the distance on rows scaled to a maximum of 1.
+
+    One function per ``p`` (cached), so that JAX reuses the traced and compiled ``cond``
+    instead of tracing a new closure at every eager call.
+    """
+
+    def branch(n, x1, x2, eps):
+        d = x1 - x2 + eps
+        s = _row_scale(d)
+        return _pnorm(d / s, p) * s[..., 0]
+
+    return branch
+
+
 def _distance(x1: jax.Array, x2: jax.Array, eps: jax.Array, p: float) -> jax.Array:
     d = x1 - x2 + eps
     if p == jnp.inf:
@@ -481,15 +502,9 @@ def _distance(x1: jax.Array, x2: jax.Array, eps: jax.Array, p: float) -> jax.Arr
     if p == 1:
         return jnp.sum(jnp.abs(d), axis=-1)
     n = _pnorm(d, p)
-
-    def scaled(x1, x2, eps):
-        d = x1 - x2 + eps
-        s = _row_scale(d)
-        return _pnorm(d / s, p) * s[..., 0]
-
     # The naive sum of |d|**p overflows for |d| around 1e19 (p = 2), where the distance is
     # finite; only then is the batch recomputed on scaled rows (one more pass).
-    return jax.lax.cond(_all_finite(n), lambda *_: n, scaled, x1, x2, eps)
+    return jax.lax.cond(_all_finite(n), _keep, _rescaled_distance(p), n, x1, x2, eps)
 
 
 def _distance_gradient(d: jax.Array, n: jax.Array, p: float) -> jax.Array:
@@ -539,28 +554,50 @@ def _pairwise_distance_jvp(p, primals, tangents):
     return n, _tangent(n, (along(1), t1), (along(-1), t2), (along(1), t_eps))
 
 
-def _cosine_parts(x1: jax.Array, x2: jax.Array, eps: float):
-    """``(cos, r1, r2)`` with ``r = sqrt(sum x**2 + eps)``, finite for any finite input."""
-    dot = jnp.sum(x1 * x2, axis=-1)
-    m1 = jnp.sum(x1 * x1, axis=-1) + eps
-    m2 = jnp.sum(x2 * x2, axis=-1) + eps
-    m12 = m1 * m2
-    cos = dot / jnp.sqrt(m12)  # PyTorch's rounding: one square root of the product
+@functools.lru_cache
+def _rescaled_norm(eps: float):
+    """The branch that recomputes ``sqrt(sum x**2 + eps)`` on rows scaled to a maximum of 1."""
 
-    def scaled(x1, x2):
+    def branch(r, x):
+        s = _row_scale(x, eps**0.5)  # s >= sqrt(eps): eps / s**2 <= 1
+        u = x / s
+        return jnp.sqrt(jnp.sum(u * u, axis=-1) + eps / (s * s)[..., 0]) * s[..., 0]
+
+    return branch
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
+def eps_norm(x: jax.Array, eps: float) -> jax.Array:
+    """``sqrt(sum x**2 + eps)`` over the last axis, finite for entries up to the float32 max.
+
+    Guards: ``eps > 0`` keeps it positive (its gradient ``x / r`` finite at ``x = 0``), and
+    the rows are rescaled when the naive sum of squares overflows (entries around 1e19).
+    """
+    r = jnp.sqrt(jnp.sum(x * x, axis=-1) + eps)
+    return jax.lax.cond(_all_finite(r), _keep, _rescaled_norm(eps), r, x)
+
+
+@eps_norm.defjvp
+def _eps_norm_jvp(eps, primals, tangents):
+    (x,), (t,) = primals, tangents
+    r = eps_norm(x, eps)
+    return r, jnp.sum((x / r[..., None]) * t, axis=-1)
+
+
+@functools.lru_cache
+def _rescaled_cosine(eps: float):
+    """The branch that recomputes the cosine on rows scaled to a maximum of 1."""
+
+    def branch(cos, x1, x2):
         # cos is homogeneous of degree 0 in each vector: on x / s with s >= sqrt(eps) the
         # sums are at most the dimension and eps / s**2 at most 1.
         s1, s2 = _row_scale(x1, eps**0.5), _row_scale(x2, eps**0.5)
         u1, u2 = x1 / s1, x2 / s2
         q1 = jnp.sqrt(jnp.sum(u1 * u1, axis=-1) + eps / (s1 * s1)[..., 0])
         q2 = jnp.sqrt(jnp.sum(u2 * u2, axis=-1) + eps / (s2 * s2)[..., 0])
-        cos = jnp.sum(u1 * u2, axis=-1) / (q1 * q2)
-        return cos, q1 * s1[..., 0], q2 * s2[..., 0]
+        return jnp.sum(u1 * u2, axis=-1) / (q1 * q2)
 
-    # The naive sums overflow for entries around 1e19 (and their product for norms
-    # around 1e19), where the cosine is finite; only then is the batch rescaled.
-    ok = _all_finite(dot) & _all_finite(m12)
-    return jax.lax.cond(ok, lambda *_: (cos, jnp.sqrt(m1), jnp.sqrt(m2)), scaled, x1, x2)
+    return branch
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
@@ -570,20 +607,25 @@ def cosine_similarity(x1: jax.Array, x2: jax.Array, eps: float) -> jax.Array:
 
     Guards: a zero vector gives cosine 0 and PyTorch's finite gradient (``eps`` keeps
     the denominator positive); entries up to the float32 maximum keep the value and
-    gradient finite (rescaled rows when the naive sums overflow, where PyTorch returns
-    nan or 0). The gradient is the closed form
-    :math:`x_2 / (r_1 r_2) - \cos\, x_1 / r_1^2` (and symmetrically), with
-    :math:`r = \sqrt{|x|^2 + \mathrm{eps}}`, evaluated as ``(x / r)`` scaled once more.
+    gradient finite (rescaled rows when the naive sums overflow, from entries around
+    1e19, or their product, from norms around 1e10, where PyTorch returns nan or 0). The
+    gradient is the closed form :math:`x_2 / (r_1 r_2) - \cos\, x_1 / r_1^2` (and
+    symmetrically), with :math:`r = \sqrt{|x|^2 + \mathrm{eps}}` from :func:`eps_norm`,
+    evaluated as ``(x / r)`` scaled once more so that no product overflows.
     """
-    return _cosine_parts(x1, x2, eps)[0]
+    dot = jnp.sum(x1 * x2, axis=-1)
+    m12 = (jnp.sum(x1 * x1, axis=-1) + eps) * (jnp.sum(x2 * x2, axis=-1) + eps)
+    cos = dot / jnp.sqrt(m12)  # PyTorch's rounding: one square root of the product
+    ok = _all_finite(dot) & _all_finite(m12)
+    return jax.lax.cond(ok, _keep, _rescaled_cosine(eps), cos, x1, x2)
 
 
 @functools.partial(cosine_similarity.defjvp, symbolic_zeros=True)
 def _cosine_similarity_jvp(eps, primals, tangents):
     x1, x2 = primals
     t1, t2 = tangents
-    cos, r1, r2 = _cosine_parts(x1, x2, eps)
-    a1, a2 = (1 / r1)[..., None], (1 / r2)[..., None]
+    cos = cosine_similarity(x1, x2, eps)
+    a1, a2 = (1 / eps_norm(x1, eps))[..., None], (1 / eps_norm(x2, eps))[..., None]
     c = cos[..., None]
 
     def d1(t):

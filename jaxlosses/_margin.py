@@ -284,7 +284,12 @@ def soft_margin_loss(
     """
     (x,), dtype = float_inputs(("input", input))
     y, valid = sign_target(target, x.shape, x.dtype, to="input")
-    return finish_loss(soft_margin(x, y), where, dtype, valid=valid).reduce(reduction)
+    mask = checks.as_where(where, x.shape, to="input")
+    # nan in the target itself, not a select after softplus: XLA:CPU then keeps the loss
+    # and its gradient in one pass each (masked items keep their target: no nan there)
+    keep = valid if mask is None else valid | ~mask
+    y = jnp.where(keep, y, jnp.full_like(y, jnp.nan))
+    return finish_loss(soft_margin(x, y), mask, dtype).reduce(reduction)
 
 
 # --------------------------------------------------------------------------------------

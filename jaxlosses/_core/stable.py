@@ -507,22 +507,27 @@ def _distance(x1: jax.Array, x2: jax.Array, eps: jax.Array, p: float) -> jax.Arr
     return jax.lax.cond(_all_finite(n), _keep, _rescaled_distance(p), n, x1, x2, eps)
 
 
-def _distance_gradient(d: jax.Array, n: jax.Array, p: float) -> jax.Array:
-    """``d n / d d`` with PyTorch's subgradients (``norm_backward``), bounded in ``d / n``."""
-    zero = jnp.zeros_like(d)
+def _distance_tangent(d: jax.Array, n: jax.Array, t: jax.Array, p: float) -> jax.Array:
+    """``sum(dn/dd * t)`` with PyTorch's subgradients (``norm_backward``).
+
+    Written as an elementwise function of ``d`` times per-row scalars, so that XLA
+    recomputes ``d`` inside the gradient's loop (as for naive autodiff) instead of
+    storing an ``N x D`` coefficient; its powers are taken of ``d / n``, at most 1.
+    """
     if p == 1:
-        return jnp.sign(d)
+        return jnp.sum(jnp.sign(d) * t, axis=-1)
     if p == jnp.inf:
         hit = (jnp.abs(d) == n[..., None]).astype(d.dtype)  # the maximal entries share it
-        return jnp.sign(d) * hit / jnp.sum(hit, axis=-1, keepdims=True)
-    positive = (n > 0)[..., None]
-    u = d / jnp.where(positive, n[..., None], jnp.ones_like(d))  # |u| <= 1
+        count = jnp.sum(hit, axis=-1)
+        return jnp.sum(jnp.sign(d) * hit * t, axis=-1) / jnp.where(count > 0, count, 1)
+    inv = jnp.where(n > 0, 1 / jnp.where(n > 0, n, 1), 0)[..., None]  # 0: subgradient at 0
     if p == 2:
-        return jnp.where(positive, u, zero)
-    nonzero = d != 0
-    safe = jnp.where(nonzero, jnp.abs(u), jnp.ones_like(u))
-    grad = jnp.sign(d) * jnp.power(safe, p - 1)
-    return jnp.where(positive & nonzero, grad, zero)
+        return jnp.sum(d * t, axis=-1) * inv[..., 0]
+    u = jnp.abs(d) * inv
+    if p < 1:  # |d|**(p - 1) is infinite at d = 0, where PyTorch's subgradient is 0
+        u = jnp.where(d == 0, 1, u)
+        return jnp.sum(jnp.where(d == 0, 0, jnp.sign(d) * jnp.power(u, p - 1)) * t, axis=-1)
+    return jnp.sum(jnp.sign(d) * jnp.power(u, p - 1) * t, axis=-1)
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(3,))
@@ -546,10 +551,9 @@ def _pairwise_distance_jvp(p, primals, tangents):
     x1, x2, eps = primals
     t1, t2, t_eps = tangents
     n = pairwise_distance(x1, x2, eps, p)
-    grad = _distance_gradient(x1 - x2 + eps, n, p)
 
     def along(sign):
-        return lambda t: sign * jnp.sum(grad * t, axis=-1)
+        return lambda t: sign * _distance_tangent(x1 - x2 + eps, n, t, p)
 
     return n, _tangent(n, (along(1), t1), (along(-1), t2), (along(1), t_eps))
 

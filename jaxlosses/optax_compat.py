@@ -85,7 +85,9 @@ def _class_mask(where, shape: tuple[int, ...], axes: tuple[int, ...]) -> jax.Arr
     where = jnp.asarray(where)
     if where.ndim != len(shape):
         where = jnp.expand_dims(where, axes)
-    return _classes_last(checks.as_where(where, shape, to="logits"), axes)
+    mask = checks.as_where(where, shape, to="logits")
+    assert mask is not None  # where is not None here
+    return _classes_last(mask, axes)
 
 
 def _mask_classes(x: jax.Array, mask: jax.Array | None) -> jax.Array:
@@ -377,7 +379,14 @@ def sigmoid_focal_loss(
       https://arxiv.org/abs/1708.02002
     """
     x, y = _broadcast_pair(logits, labels)
-    return _binary.sigmoid_focal_loss(x, y, alpha=alpha, gamma=gamma, reduction="none")
+    # optax types alpha and gamma as arrays; the native loss takes scalars (traced or not)
+    return _binary.sigmoid_focal_loss(
+        x,
+        y,
+        alpha=alpha,  # type: ignore[arg-type]
+        gamma=gamma,  # type: ignore[arg-type]
+        reduction="none",
+    )
 
 
 # --------------------------------------------------------------------------------------

@@ -163,8 +163,10 @@ def test_one_return_type(qualname):
     fn = FUNCTIONS[qualname]
     hints = typing.get_type_hints(inspect.unwrap(fn))
     ret = hints.get("return")
-    ok = ret is jax.Array or ret is type(None) or (
-        isinstance(ret, type) and issubclass(ret, tuple) and hasattr(ret, "_fields")
+    ok = (
+        ret is jax.Array
+        or ret is type(None)
+        or (isinstance(ret, type) and issubclass(ret, tuple) and hasattr(ret, "_fields"))
     )
     assert ok, f"{qualname} returns {ret!r}: return jax.Array or a documented NamedTuple"
 
@@ -227,9 +229,7 @@ def test_per_example_twin_has_the_signature_minus_reduction(qualname):
     assert twin is not None, f"jaxlosses.per_example.{fn.__name__} is missing"
     want = [p for p in _params(fn) if p.name != "reduction"]
     got = _params(twin)
-    assert [(p.name, p.kind, p.default) for p in got] == [
-        (p.name, p.kind, p.default) for p in want
-    ]
+    assert [(p.name, p.kind, p.default) for p in got] == [(p.name, p.kind, p.default) for p in want]
     assert [str(p.annotation) for p in got] == [str(p.annotation) for p in want]
 
 
@@ -240,8 +240,7 @@ def test_every_loss_has_nnx_and_linen_modules_with_pytorchs_names(qualname):
         modules = [
             getattr(front, n)
             for n in front.__all__
-            if inspect.isclass(getattr(front, n))
-            and getattr(getattr(front, n), "fn", None) is fn
+            if inspect.isclass(getattr(front, n)) and getattr(getattr(front, n), "fn", None) is fn
         ]
         assert modules, f"{front.__name__} has no module for {qualname}"
         name = fn.__name__

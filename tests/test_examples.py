@@ -1,26 +1,9 @@
 """The examples run and print what they promise."""
 
-import pathlib
 import re
-import subprocess
-import sys
-
-ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
-def run_example(name, *args, timeout=600):
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / name), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=ROOT,
-    )
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout
-
-
-def test_quickstart_prints_the_seed_numbers_and_trains():
+def test_quickstart_prints_the_worked_numbers_and_trains(run_example):
     out = run_example("quickstart.py", "--steps", "60")
     for line in out.splitlines():
         m = re.search(r"\[(\d\.\d{4})\]\s+(\d\.\d{4})$", line)
@@ -34,7 +17,7 @@ def test_quickstart_prints_the_seed_numbers_and_trains():
     assert accuracy > 0.9
 
 
-def test_sharded_training_losses_match_one_device():
+def test_sharded_training_losses_match_one_device(run_example):
     out = run_example("sharded_training.py", "--quick")
     assert "mesh: {'data': 4, 'model': 2}" in out
     assert "unembed  (32, 64)     P(None, 'model')" in out  # the vocabulary is split

@@ -2,13 +2,11 @@
 
 import re
 
-from test_examples import run_example
-
 ROW = re.compile(r"^(balanced|imbalanced)\s+(.+?)\s+(\d\.\d{4})\s+(\d\.\d{4})\s+(\d\.\d{4})$")
 LOSSES = {"cross-entropy", "label smoothing 0.1", "focal gamma=2", "class weights"}
 
 
-def test_train_digits_quick_prints_the_table_and_writes_the_png(tmp_path):
+def test_train_digits_quick_prints_the_table_and_writes_the_png(run_example, tmp_path):
     out = run_example("train_digits.py", "--quick", "--out", str(tmp_path))
     rows = [m.groups() for m in map(ROW.match, out.splitlines()) if m]
     assert {(setting, name) for setting, name, *_ in rows} == {
@@ -22,7 +20,7 @@ def test_train_digits_quick_prints_the_table_and_writes_the_png(tmp_path):
     assert f"wrote {png}" in out
 
 
-def test_per_example_gradients_quick_clips_and_learns():
+def test_per_example_gradients_quick_clips_and_learns(run_example):
     out = run_example("per_example_gradients.py", "--quick", "--clip", "1.0")
     gap = float(re.search(r"max \|diff\| = (\S+)", out).group(1))
     assert gap < 1e-5  # the mean of the per-example gradients is the batch gradient

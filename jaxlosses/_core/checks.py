@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import inspect
 import numbers
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ParamSpec, TypeVar
 
 import jax
@@ -34,7 +34,7 @@ class _PerExample:
 PER_EXAMPLE = _PerExample()
 
 
-def check_reduction(reduction, *, allowed: Sequence[str] = REDUCTIONS) -> str:
+def check_reduction(reduction: Any, *, allowed: Sequence[str] = REDUCTIONS) -> Any:
     if reduction is PER_EXAMPLE:
         return reduction
     if not isinstance(reduction, str) or reduction not in allowed:
@@ -42,7 +42,7 @@ def check_reduction(reduction, *, allowed: Sequence[str] = REDUCTIONS) -> str:
     return reduction
 
 
-def concrete_scalar(value) -> float | None:
+def concrete_scalar(value: Any) -> Any:
     """Returns ``value`` as a Python number when it is known at trace time, else None."""
     if isinstance(value, numbers.Number):
         return value
@@ -59,7 +59,7 @@ def concrete_scalar(value) -> float | None:
 
 def check_scalar_range(
     name: str,
-    value,
+    value: Any,
     *,
     low: float | None = None,
     high: float | None = None,
@@ -71,13 +71,15 @@ def check_scalar_range(
         raise TypeError(f"{name} must be a number, got None")
     if not isinstance(value, numbers.Number | jax.Array | np.ndarray | np.generic):
         raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-    if np.shape(value) != ():
-        raise ValueError(f"{name} must be a scalar, got shape {np.shape(value)}")
-    v = concrete_scalar(value)
-    if v is None:
+    shape = np.shape(np.asarray(value)) if isinstance(value, numbers.Number) else value.shape
+    if shape != ():
+        raise ValueError(f"{name} must be a scalar, got shape {shape}")
+    concrete = concrete_scalar(value)
+    if concrete is None:
         return value
-    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+    if isinstance(concrete, bool) or not isinstance(concrete, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {value!r}")
+    v = float(concrete)
     if np.isnan(v):
         raise ValueError(f"{name} must not be NaN")
     bad_low = low is not None and (v < low if low_inclusive else v <= low)
@@ -85,7 +87,7 @@ def check_scalar_range(
     if bad_low or bad_high:
         lo = "(-inf" if low is None else ("[" if low_inclusive else "(") + f"{low}"
         hi = "inf)" if high is None else f"{high}" + ("]" if high_inclusive else ")")
-        raise ValueError(f"{name} must be in {lo}, {hi}, got {v}")
+        raise ValueError(f"{name} must be in {lo}, {hi}, got {concrete}")
     return value
 
 
@@ -288,7 +290,7 @@ def hyperparameters(**specs: Spec) -> Callable[[Callable[P, R]], Callable[P, R]]
     return decorate
 
 
-def validate_hyperparameters(fn: Callable, values: dict[str, Any]) -> None:
+def validate_hyperparameters(fn: Callable, values: Mapping[str, Any]) -> None:
     """Validates ``values`` against ``fn``'s declared specs (a module's constructor)."""
     specs = getattr(fn, "hyperparameter_specs", {})
     for name, value in values.items():

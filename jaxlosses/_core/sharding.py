@@ -74,7 +74,7 @@ def vary(x: jax.Array, axes: tuple) -> jax.Array:
         return x
     if hasattr(jax.lax, "pcast"):
         return jax.lax.pcast(x, missing, to="varying")
-    return jax.lax.pvary(x, missing)  # jax < 0.8
+    return jax.lax.pvary(x, missing)  # type: ignore[attr-defined]  # jax < 0.8
 
 
 def vary_together(arrays, axes: tuple) -> list:

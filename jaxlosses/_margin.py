@@ -68,6 +68,24 @@ def multi_margin(x: jax.Array, y: jax.Array, margin, p: int) -> jax.Array:
     return jnp.sum(h, axis=-1) / x.shape[-1]
 
 
+def _multilabel_step(carry):
+    """One list position ``j`` for every row: its hinges against the rows' other classes."""
+    j, stop, x, safe, listed, other, loss, up, down = carry
+    t = safe[:, j]
+    z = (1 - take_class(x, t))[:, None] + x  # PyTorch's rounding: (1 - x_t) + x_i
+    hit = (z > 0) & other & listed[:, j][:, None]
+    loss = loss + jnp.sum(jnp.where(hit, z, jnp.zeros_like(z)), axis=-1)
+    hits = hit.astype(x.dtype)
+    up = up + hits  # d z / d x_i = 1 for every hit
+    rows = jnp.arange(x.shape[0])
+    down = down.at[rows, t].add(jnp.sum(hits, axis=-1))  # d z / d x_t = -1
+    return j + 1, stop, x, safe, listed, other, loss, up, down
+
+
+def _multilabel_continue(carry):
+    return carry[0] < carry[1]
+
+
 def multilabel_margin(x: jax.Array, target: jax.Array) -> jax.Array:
     r"""PyTorch's multi-label margin of ``x`` ``(..., C)`` against padded class lists.
 
@@ -76,35 +94,31 @@ def multilabel_margin(x: jax.Array, target: jax.Array) -> jax.Array:
 
     where :math:`t_j` runs over ``target``'s entries before its first negative one (a
     class listed twice counts twice, as in PyTorch) and :math:`T` is their set. Entries
-    must be in ``[-1, C)``. Cost :math:`O(C \log C)` per row, not the pairs' :math:`C^2`:
-    the other classes' scores are sorted once, and each target class's hinge sum is
-    ``count * (1 - x_t) + (sum of the scores above x_t - 1)``, read from suffix sums. The
-    strict test ``x_i > x_t - 1`` is exactly PyTorch's ``(1 - x_t) + x_i > 0`` in floating
-    point, so the gradient's kinks are PyTorch's (:func:`strict_hinge`).
+    must be in ``[-1, C)``. One pass over the scores per list position, up to the
+    longest list in the batch: :math:`O(K C)` per row for lists of at most :math:`K`
+    classes, with no :math:`C \times C` array. The loop accumulates the value exactly as
+    PyTorch sums it and the derivative's counts (:math:`z > 0` strictly: PyTorch's
+    subgradient 0 at a kink, :func:`strict_hinge`); the gradient is attached to the value
+    as those constant counts, so every autodiff mode works through the loop (the loss is
+    piecewise linear: its second derivative is 0).
     """
     num_classes = x.shape[-1]
-    listed = jnp.cumsum(target < 0, axis=-1) == 0  # entries before the first negative
-    safe = jnp.where(listed & (target < num_classes), target, jnp.zeros_like(target))
-    rows = x.reshape(-1, num_classes)
-
-    def count(indices, weights):
-        return jnp.zeros(num_classes, x.dtype).at[indices].add(weights)
-
-    counts = jax.vmap(count)(
-        safe.reshape(rows.shape), listed.astype(x.dtype).reshape(rows.shape)
-    ).reshape(x.shape)
-    others = jnp.sort(jnp.where(counts > 0, -jnp.inf, x), axis=-1)  # targets first
-    finite = jnp.where(jnp.isfinite(others), others, jnp.zeros_like(others))
-    above = jnp.cumsum(finite[..., ::-1], axis=-1)[..., ::-1]  # sum of others[k:]
-    above = jnp.concatenate([above, jnp.zeros_like(above[..., :1])], axis=-1)
-    threshold = x - 1  # == -(1 - x) exactly: rounding is symmetric
-    below = jax.vmap(lambda a, v: jnp.searchsorted(a, v, side="right"))(
-        others.reshape(rows.shape), threshold.reshape(rows.shape)
-    ).reshape(x.shape)
-    active = (num_classes - below).astype(x.dtype)  # others with x_i > x_t - 1
-    hinges = active * (1 - x) + jnp.take_along_axis(above, below, axis=-1)
-    total = jnp.where(counts > 0, counts * hinges, jnp.zeros_like(hinges))
-    return jnp.sum(total, axis=-1) / num_classes
+    rows_x = x.reshape(-1, num_classes)
+    rows_t = target.reshape(rows_x.shape)
+    listed = jnp.cumsum(rows_t < 0, axis=-1) == 0  # entries before the first negative
+    safe = jnp.where(listed & (rows_t < num_classes), rows_t, jnp.zeros_like(rows_t))
+    rows = jnp.arange(rows_x.shape[0])[:, None]
+    counts = jnp.zeros(rows_x.shape, rows_x.dtype).at[rows, safe].add(listed.astype(x.dtype))
+    zeros = jnp.zeros_like(rows_x)
+    stop = jnp.max(jnp.sum(listed, axis=-1), initial=0)
+    init = (0, stop, jax.lax.stop_gradient(rows_x), safe, listed, counts == 0)
+    *_, loss, up, down = jax.lax.while_loop(
+        _multilabel_continue, _multilabel_step, (*init, zeros[:, 0], zeros, zeros)
+    )
+    slope = jax.lax.stop_gradient(up - down)
+    # the value is the loop's sum; the gradient, the counts (x - stop_gradient(x) is 0)
+    loss = jax.lax.stop_gradient(loss) + jnp.sum(slope * (rows_x - init[2]), axis=-1)
+    return loss.reshape(x.shape[:-1]) / num_classes
 
 
 # --------------------------------------------------------------------------------------
@@ -378,12 +392,14 @@ def multilabel_margin_loss(
 
     ``target`` lists each item's classes :math:`t_{n,j}` and is padded with -1: the list
     ends at the first negative entry, and :math:`T_n` is its set of classes. Every target
-    class's score should exceed every other class's by 1. Computed in
-    :math:`O(C \log C)` per item (sorted scores and suffix sums) instead of over the
-    :math:`C^2` pairs; at a kink (``1 - x_t + x_i = 0``) the gradient is PyTorch's: 0.
+    class's score should exceed every other class's by 1. Computed in one pass over the
+    scores per list position, up to the longest list in the batch (:math:`O(K C)` per
+    item for lists of at most :math:`K` classes, no :math:`C \times C` array); at a kink
+    (``1 - x_t + x_i = 0``) the gradient is PyTorch's: 0.
 
-    Autodiff: plain JAX operations (a sort, suffix sums and gathers); every mode, any
-    order.
+    Autodiff: the loop sums the value and counts the gradient's hinges; the gradient is
+    attached to the value as those counts, so every mode and order works (the second
+    derivative of this piecewise-linear loss is 0).
 
     Args:
       input: scores; the class axis is ``axis``. Unbatched ``(C,)`` scores work.

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxlosses._core import checks
+from jaxlosses._core import checks, stable
 from jaxlosses._core.checks import REDUCTION, choice, hyperparameters, real
 from jaxlosses._core.classes import class_inputs, class_labels, class_weight, finish_class_loss
 from jaxlosses._core.reduction import Unreduced, apply_mask, compute_dtype
@@ -51,8 +51,8 @@ def hinge_embedding(x: jax.Array, y: jax.Array, margin) -> jax.Array:
 
 
 def soft_margin(x: jax.Array, y: jax.Array) -> jax.Array:
-    """``log(1 + exp(-y x))`` as ``softplus(-y x)``: finite for ``|y x|`` up to 1e30."""
-    return jax.nn.softplus(-y * x)
+    """``log(1 + exp(-y x))`` as :func:`stable.softplus`: finite for ``|y x|`` up to 1e30."""
+    return stable.softplus(-y * x)
 
 
 def multi_margin(x: jax.Array, y: jax.Array, margin, p: int) -> jax.Array:

@@ -68,21 +68,28 @@ def multi_margin(x: jax.Array, y: jax.Array, margin, p: int) -> jax.Array:
     return jnp.sum(h, axis=-1) / x.shape[-1]
 
 
+def _multilabel_listed(carry):
+    """Marks the classes listed at position ``j`` (a compare, not a scatter: sharding-safe)."""
+    j, stop, safe, listed, is_target = carry
+    hot = (class_iota(is_target, safe.dtype) == safe[:, j][:, None]) & listed[:, j][:, None]
+    return j + 1, stop, safe, listed, is_target | hot
+
+
 def _multilabel_step(carry):
     """One list position ``j`` for every row: its hinges against the rows' other classes."""
-    j, stop, x, safe, listed, other, loss, up, down = carry
+    j, stop, x, safe, listed, other, loss, slope = carry
     t = safe[:, j]
     z = (1 - take_class(x, t))[:, None] + x  # PyTorch's rounding: (1 - x_t) + x_i
     hit = (z > 0) & other & listed[:, j][:, None]
     loss = loss + jnp.sum(jnp.where(hit, z, jnp.zeros_like(z)), axis=-1)
     hits = hit.astype(x.dtype)
-    up = up + hits  # d z / d x_i = 1 for every hit
-    rows = jnp.arange(x.shape[0])
-    down = down.at[rows, t].add(jnp.sum(hits, axis=-1))  # d z / d x_t = -1
-    return j + 1, stop, x, safe, listed, other, loss, up, down
+    hot = (class_iota(x, t.dtype) == t[:, None]).astype(x.dtype)
+    # d z / d x_i = 1 for every hit, d z / d x_t = -1
+    slope = slope + hits - hot * jnp.sum(hits, axis=-1, keepdims=True)
+    return j + 1, stop, x, safe, listed, other, loss, slope
 
 
-def _multilabel_continue(carry):
+def _not_done(carry):
     return carry[0] < carry[1]
 
 
@@ -96,7 +103,8 @@ def multilabel_margin(x: jax.Array, target: jax.Array) -> jax.Array:
     class listed twice counts twice, as in PyTorch) and :math:`T` is their set. Entries
     must be in ``[-1, C)``. One pass over the scores per list position, up to the
     longest list in the batch: :math:`O(K C)` per row for lists of at most :math:`K`
-    classes, with no :math:`C \times C` array. The loop accumulates the value exactly as
+    classes, with no :math:`C \times C` array and no scatter (one-hot compares, so a
+    batch sharded over devices stays sharded). The loop accumulates the value exactly as
     PyTorch sums it and the derivative's counts (:math:`z > 0` strictly: PyTorch's
     subgradient 0 at a kink, :func:`strict_hinge`); the gradient is attached to the value
     as those constant counts, so every autodiff mode works through the loop (the loss is
@@ -107,17 +115,17 @@ def multilabel_margin(x: jax.Array, target: jax.Array) -> jax.Array:
     rows_t = target.reshape(rows_x.shape)
     listed = jnp.cumsum(rows_t < 0, axis=-1) == 0  # entries before the first negative
     safe = jnp.where(listed & (rows_t < num_classes), rows_t, jnp.zeros_like(rows_t))
-    rows = jnp.arange(rows_x.shape[0])[:, None]
-    counts = jnp.zeros(rows_x.shape, rows_x.dtype).at[rows, safe].add(listed.astype(x.dtype))
-    zeros = jnp.zeros_like(rows_x)
     stop = jnp.max(jnp.sum(listed, axis=-1), initial=0)
-    init = (0, stop, jax.lax.stop_gradient(rows_x), safe, listed, counts == 0)
-    *_, loss, up, down = jax.lax.while_loop(
-        _multilabel_continue, _multilabel_step, (*init, zeros[:, 0], zeros, zeros)
-    )
-    slope = jax.lax.stop_gradient(up - down)
+    no = jnp.zeros_like(rows_x, dtype=bool)
+    *_, is_target = jax.lax.while_loop(_not_done, _multilabel_listed, (0, stop, safe, listed, no))
+    fixed = jax.lax.stop_gradient(rows_x)
+    zeros = jnp.zeros_like(rows_x)
+    init = (0, stop, fixed, safe, listed, ~is_target, zeros[:, 0], zeros)
+    *_, loss, slope = jax.lax.while_loop(_not_done, _multilabel_step, init)
     # the value is the loop's sum; the gradient, the counts (x - stop_gradient(x) is 0)
-    loss = jax.lax.stop_gradient(loss) + jnp.sum(slope * (rows_x - init[2]), axis=-1)
+    loss = jax.lax.stop_gradient(loss) + jnp.sum(
+        jax.lax.stop_gradient(slope) * (rows_x - fixed), axis=-1
+    )
     return loss.reshape(x.shape[:-1]) / num_classes
 
 

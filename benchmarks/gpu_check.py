@@ -48,7 +48,7 @@ def main():
     kw = dict(label_smoothing=0.1, z_loss=1e-4)
 
     def fused(x, w, b, y):
-        return jl.linear_cross_entropy(x, w, y, bias=b, **kw)
+        return jl.linear_cross_entropy(x, w, y, linear_bias=b, **kw)
 
     def naive(x, w, b, y):
         logits = (x @ w.T + b).astype(jnp.float32)

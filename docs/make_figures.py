@@ -283,6 +283,101 @@ def focal_gradient(plt):
     return _save(fig, "focal_gradient.png")
 
 
+def regression_losses(plt):
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    import jaxlosses as jl
+
+    losses = {
+        "l1_loss": (jl.l1_loss, {}),
+        "mse_loss": (jl.mse_loss, {}),
+        "huber_loss(delta=1)": (jl.huber_loss, {"delta": 1.0}),
+        "smooth_l1_loss(beta=2)": (jl.smooth_l1_loss, {"beta": 2.0}),
+    }
+
+    @jax.jit
+    def curves(d):
+        zero = jnp.zeros_like(d)
+        out = {}
+        for name, (f, kw) in losses.items():
+            slope = jax.vmap(jax.grad(lambda a, f=f, kw=kw: f(a, 0.0, **kw)))(d)
+            out[name] = (f(d, zero, reduction="none", **kw), slope)
+        return out
+
+    d = np.linspace(-4.0, 4.0, 801, dtype=np.float32)
+    colours = [BLUE, GREY, ORANGE, GREEN]
+    styles = ["-", "--", "-", "-"]
+    fig, (ax_l, ax_g) = plt.subplots(1, 2, figsize=(10.0, 3.8), layout="constrained")
+    results = curves(d)  # a dict: jax returns it with sorted keys
+    for name, colour, style in zip(losses, colours, styles, strict=True):
+        loss, slope = results[name]
+        ax_l.plot(d, np.asarray(loss), style, color=colour, lw=2, label=name)
+        ax_g.plot(d, np.asarray(slope), style, color=colour, lw=2, label=name)
+    ax_l.set(xlim=(-4, 4), ylim=(0, 4.5), xlabel="error  input - target", ylabel="loss",
+             title="loss")  # fmt: skip
+    ax_g.set(xlim=(-4, 4), ylim=(-3, 3), xlabel="error  input - target",
+             ylabel="d loss / d input", title="gradient: bounded for all but MSE")  # fmt: skip
+    ax_l.legend(loc="upper center")
+    fig.suptitle("Regression losses of jaxlosses (PyTorch's), elementwise")
+    return _save(fig, "regression_losses.png")
+
+
+def divergence_losses(plt):
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    import jaxlosses as jl
+
+    @jax.jit
+    def curves(q, rate, sigma2):
+        # KL(p || q) of two-class distributions, p = (0.3, 0.7), q = (q, 1 - q)
+        log_q = jnp.log(jnp.stack([q, 1 - q], -1))
+        p = jnp.broadcast_to(jnp.array([0.3, 0.7]), log_q.shape)
+        kl = jnp.sum(jl.kl_div(log_q, p, reduction="none"), -1)
+        poisson = {
+            k: jl.poisson_nll_loss(rate, jnp.full_like(rate, k), log_input=False, full=True,
+                                   reduction="none")
+            for k in (0, 2, 6)
+        }  # fmt: skip
+        gaussian = {
+            e: jl.gaussian_nll_loss(jnp.full_like(sigma2, e), jnp.zeros_like(sigma2), sigma2,
+                                    full=True, reduction="none")
+            for e in (0.5, 1.0, 2.0)
+        }  # fmt: skip
+        return kl, poisson, gaussian
+
+    q = np.linspace(0.01, 0.99, 400, dtype=np.float32)
+    rate = np.linspace(0.05, 12.0, 400, dtype=np.float32)
+    sigma2 = np.geomspace(0.05, 20.0, 400).astype(np.float32)
+    kl, poisson, gaussian = curves(q, rate, sigma2)
+    fig, axes = plt.subplots(1, 3, figsize=(12.0, 3.6), layout="constrained")
+    axes[0].plot(q, np.asarray(kl), color=BLUE, lw=2)
+    axes[0].axvline(0.3, color=GREY, ls=":")
+    axes[0].set(xlabel="q(class 0); target p = (0.3, 0.7)", ylabel="KL(p || q)",
+                title="kl_div (summed over classes)", ylim=(0, 2))  # fmt: skip
+    for (k, loss), colour in zip(poisson.items(), [GREY, ORANGE, GREEN], strict=True):
+        axes[1].plot(rate, np.asarray(loss), color=colour, lw=2, label=f"count {k}")
+        axes[1].axvline(max(k, 0.05), color=colour, ls=":")
+    axes[1].set(
+        xlabel="rate λ (log_input=False); minimum at λ = count",
+        ylabel="loss",
+        title="poisson_nll_loss(full=True)",
+        ylim=(0, 12),
+    )
+    axes[1].legend()
+    for (e, loss), colour in zip(gaussian.items(), [GREY, ORANGE, GREEN], strict=True):
+        axes[2].plot(sigma2, np.asarray(loss), color=colour, lw=2, label=f"|error| = {e:g}")
+        axes[2].axvline(e * e, color=colour, ls=":")
+    axes[2].set(xscale="log", xlabel="predicted variance σ²; minimum at σ² = error²", ylabel="loss",
+                title="gaussian_nll_loss(full=True)", ylim=(0, 4))  # fmt: skip
+    axes[2].legend()
+    fig.suptitle("Divergences and likelihoods of jaxlosses (PyTorch's)")
+    return _save(fig, "divergence_losses.png")
+
+
 # --------------------------------------------------------------------------------------
 # margin and metric-learning losses
 
@@ -491,6 +586,8 @@ FIGURES_BY_NAME = {
     "label_smoothing.png": label_smoothing,
     "bce_clamp.png": bce_clamp,
     "focal_gradient.png": focal_gradient,
+    "regression_losses.png": regression_losses,
+    "divergence_losses.png": divergence_losses,
     "margin_losses.png": margin_losses,
     "metric_losses.png": metric_losses,
 }

@@ -98,7 +98,7 @@ class CharLM(nnx.Module):
             self.features(tokens),
             self.head[...],
             targets,
-            bias=self.head_bias[...],
+            linear_bias=self.head_bias[...],
             label_smoothing=0.05,
             z_loss=1e-4,
         )

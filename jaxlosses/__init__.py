@@ -6,7 +6,11 @@ from jaxlosses._binary import binary_cross_entropy as binary_cross_entropy
 from jaxlosses._binary import binary_cross_entropy_with_logits as binary_cross_entropy_with_logits
 from jaxlosses._binary import sigmoid_focal_loss as sigmoid_focal_loss
 from jaxlosses._core.classes import check_labels as check_labels
+from jaxlosses._divergence import gaussian_nll_loss as gaussian_nll_loss
+from jaxlosses._divergence import kl_div as kl_div
+from jaxlosses._divergence import poisson_nll_loss as poisson_nll_loss
 from jaxlosses._fused import linear_cross_entropy as linear_cross_entropy
+from jaxlosses._fused import linear_logsumexp as linear_logsumexp
 from jaxlosses._margin import hinge_embedding_loss as hinge_embedding_loss
 from jaxlosses._margin import margin_ranking_loss as margin_ranking_loss
 from jaxlosses._margin import multi_margin_loss as multi_margin_loss
@@ -25,6 +29,10 @@ from jaxlosses._multiclass import nll_loss as nll_loss
 from jaxlosses._multilabel import multilabel_soft_margin_loss as multilabel_soft_margin_loss
 from jaxlosses._overlap import dice_loss as dice_loss
 from jaxlosses._overlap import f1_loss as f1_loss
+from jaxlosses._regression import huber_loss as huber_loss
+from jaxlosses._regression import l1_loss as l1_loss
+from jaxlosses._regression import mse_loss as mse_loss
+from jaxlosses._regression import smooth_l1_loss as smooth_l1_loss
 
 __version__ = "0.1.0"
 
@@ -56,12 +64,18 @@ __all__ = [
     "dice_loss",
     "f1_loss",
     "focal_loss",
+    "gaussian_nll_loss",
     "hinge_embedding_loss",
+    "huber_loss",
+    "kl_div",
+    "l1_loss",
     "label_smoothing_loss",
     "linear_cross_entropy",
+    "linear_logsumexp",
     "linen",
     "log_softmax",
     "margin_ranking_loss",
+    "mse_loss",
     "multi_margin_loss",
     "multilabel_margin_loss",
     "multilabel_soft_margin_loss",
@@ -69,8 +83,10 @@ __all__ = [
     "nnx",
     "optax_compat",
     "per_example",
+    "poisson_nll_loss",
     "sharded",
     "sigmoid_focal_loss",
+    "smooth_l1_loss",
     "soft_margin_loss",
     "triplet_margin_loss",
     "triplet_margin_with_distance_loss",

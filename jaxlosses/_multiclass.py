@@ -129,15 +129,28 @@ def _finite_mask(x: jax.Array) -> jax.Array:
 
 
 def _cross_entropy_unreduced(
-    logits, targets, *, weight, ignore_index, label_smoothing, axis, where
+    logits, targets, *, weight, ignore_index, label_smoothing, z_loss, logit_softcap, axis, where
 ) -> Unreduced:
     inputs, axis = class_inputs("input", logits, axis, where)
     x, num_classes = inputs.x, inputs.num_classes
+    if logit_softcap is not None:
+        x = stable.softcap(x, jnp.asarray(logit_softcap, x.dtype))
     w = class_weight(weight, num_classes, x.dtype)
     targets = jnp.asarray(targets)
     smoothing = checks.concrete_scalar(label_smoothing)
     smooth = smoothing is None or smoothing != 0
     eps = jnp.asarray(label_smoothing, x.dtype)
+    z = checks.concrete_scalar(z_loss)
+    with_z = z is None or z != 0
+
+    def plus_z_loss(loss, item_weight):
+        # PaLM's z-loss, weighted like the item's cross-entropy in the mean (w_y for a
+        # label, 1 for probabilities): see linear_cross_entropy, which defines it alike.
+        if not with_z:
+            return loss
+        lse = stable.logsumexp(x, -1)
+        term = jnp.asarray(z_loss, x.dtype) * item_weight * jnp.square(lse)
+        return loss + jnp.where(item_weight == 0, jnp.zeros_like(term), term)
 
     if jnp.issubdtype(targets.dtype, jnp.integer):
         lab = class_labels(inputs, targets, axis, ignore_index, name="target")
@@ -147,7 +160,7 @@ def _cross_entropy_unreduced(
             loss = stable.label_cross_entropy(x, lab.safe, (1 - eps) * item_w, beta, w)
         else:
             loss = stable.label_cross_entropy(x, lab.safe, item_w)
-        return finish_class_loss(loss, lab, item_w, inputs.dtype)
+        return finish_class_loss(plus_z_loss(loss, item_w), lab, item_w, inputs.dtype)
 
     if not jnp.issubdtype(targets.dtype, jnp.floating):
         raise TypeError(
@@ -171,11 +184,16 @@ def _cross_entropy_unreduced(
     if inputs.mask is not None:
         q = jnp.where(inputs.mask[..., None], q, jnp.zeros_like(q))
     loss = stable.softmax_cross_entropy(x, q, -1)
-    return Unreduced(loss, inputs.mask, None, inputs.dtype)
+    kept = jnp.ones_like(loss) if inputs.mask is None else inputs.mask.astype(x.dtype)
+    return Unreduced(plus_z_loss(loss, kept), inputs.mask, None, inputs.dtype)
 
 
 @hyperparameters(
-    ignore_index=integer(optional=True), label_smoothing=real(0.0, 1.0), reduction=REDUCTION
+    ignore_index=integer(optional=True),
+    label_smoothing=real(0.0, 1.0),
+    z_loss=real(0.0),
+    logit_softcap=real(0.0, low_open=True, optional=True),
+    reduction=REDUCTION,
 )
 def cross_entropy(
     input: ArrayLike,
@@ -184,6 +202,8 @@ def cross_entropy(
     weight: ArrayLike | None = None,
     ignore_index: int | None = -100,
     label_smoothing: float = 0.0,
+    z_loss: float = 0.0,
+    logit_softcap: float | None = None,
     reduction: str = "mean",
     axis: int = -1,
     where: ArrayLike | None = None,
@@ -196,16 +216,26 @@ def cross_entropy(
 
     .. math::
         q_{n,c} = (1 - \varepsilon)\, t_{n,c} + \frac{\varepsilon}{C}, \qquad
-        \ell_n = -\sum_c w_c\, q_{n,c} \log \mathrm{softmax}(x_n)_c
+        \ell_n = -\sum_c w_c\, q_{n,c} \log \mathrm{softmax}(s_n)_c
+                 + \lambda_z\, \omega_n \Big(\log \sum_c e^{s_{n,c}}\Big)^2
 
-    where :math:`t` is the one-hot label or the given probabilities. For class
-    indices, ``"mean"`` divides by :math:`\sum_n w_{y_n}` over kept items (PyTorch's
-    weighted mean, smoothing term included); for probabilities, by the number of items.
+    where :math:`t` is the one-hot label or the given probabilities and :math:`s` the
+    logits, soft-capped to :math:`s = c \tanh(x / c)` with ``logit_softcap`` (Gemma 2).
+    For class indices, ``"mean"`` divides by :math:`\sum_n w_{y_n}` over kept items
+    (PyTorch's weighted mean, smoothing term included); for probabilities, by the number
+    of items. The optional z-loss (PaLM's, :math:`\lambda_z` = ``z_loss``) is weighted
+    like the item's cross-entropy in that mean, :math:`\omega_n = w_{y_n}` for class
+    indices and 1 for probabilities, so ``"mean"`` averages it with the same weights;
+    :func:`linear_cross_entropy` and the vocabulary-parallel losses of
+    :mod:`jaxlosses.sharded` define it alike.
 
-    The gradient is the closed form :math:`(\sum_c q_c)\,\mathrm{softmax}(x) - q`
-    (a ``custom_jvp``, so forward mode and Hessians work). ``-inf`` logits mark masked
-    classes: they take no label-smoothing mass (PyTorch returns inf there) and get a
-    zero gradient.
+    The gradient is the closed form :math:`(\sum_c q_c)\,\mathrm{softmax}(s) - q`
+    (a ``custom_jvp``, so forward mode and Hessians work). Every term is formed from
+    logits shifted by their max, so the loss is exactly invariant to adding a constant to
+    every logit (``[[1e30, 1e30]]`` gives :math:`\log 2` with or without smoothing).
+    Only ``-inf`` logits mark masked classes (any finite logit is a class, in every
+    dtype): they take no label-smoothing mass (PyTorch returns inf there) and get a zero
+    gradient; the soft cap keeps them at ``-inf``.
 
     Autodiff: ``custom_jvp`` rules (forward and reverse mode, any order: ``jax.jvp``,
     ``jax.hessian`` work).
@@ -218,6 +248,10 @@ def cross_entropy(
       ignore_index: label value whose items are skipped (class indices only); None
         skips none.
       label_smoothing: :math:`\varepsilon \in [0, 1]`.
+      z_loss: :math:`\lambda_z \ge 0`, the weight of the squared log-partition
+        function (PaLM uses ``1e-4``).
+      logit_softcap: :math:`c > 0` to apply :math:`c \tanh(\cdot / c)` to the logits
+        first (Gemma 2 uses 30), or None.
       reduction: ``"mean"``, ``"sum"`` or ``"none"``.
       axis: the class axis.
       where: optional boolean mask broadcastable to the per-item losses; False items
@@ -239,7 +273,9 @@ def cross_entropy(
 
     References:
       Szegedy et al., "Rethinking the Inception Architecture for Computer Vision"
-      (label smoothing), https://arxiv.org/abs/1512.00567
+      (label smoothing), https://arxiv.org/abs/1512.00567;
+      Chowdhery et al., "PaLM" (z-loss), https://arxiv.org/abs/2204.02311;
+      Gemma Team, "Gemma 2" (logit soft-capping), https://arxiv.org/abs/2408.00118
     """
     return _cross_entropy_unreduced(
         input,
@@ -247,6 +283,8 @@ def cross_entropy(
         weight=weight,
         ignore_index=ignore_index,
         label_smoothing=label_smoothing,
+        z_loss=z_loss,
+        logit_softcap=logit_softcap,
         axis=axis,
         where=where,
     ).reduce(reduction)

@@ -28,6 +28,7 @@ Example:
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -36,7 +37,17 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxlosses import _binary, _fused, _margin, _metric, _multiclass, _multilabel, _overlap
+from jaxlosses import (
+    _binary,
+    _divergence,
+    _fused,
+    _margin,
+    _metric,
+    _multiclass,
+    _multilabel,
+    _overlap,
+    _regression,
+)
 from jaxlosses._core import checks
 from jaxlosses._core.modules import CALL_ARGUMENTS, LossSpec, check_call, loss_spec
 
@@ -48,16 +59,23 @@ __all__ = [
     "DiceLoss",
     "F1Loss",
     "FocalLoss",
+    "GaussianNLLLoss",
     "HingeEmbeddingLoss",
+    "HuberLoss",
+    "KLDivLoss",
+    "L1Loss",
     "LabelSmoothingLoss",
     "LinearCrossEntropyLoss",
     "Loss",
+    "MSELoss",
     "MarginRankingLoss",
     "MultiLabelMarginLoss",
     "MultiLabelSoftMarginLoss",
     "MultiMarginLoss",
     "NLLLoss",
+    "PoissonNLLLoss",
     "SigmoidFocalLoss",
+    "SmoothL1Loss",
     "SoftMarginLoss",
     "TripletMarginLoss",
     "TripletMarginWithDistanceLoss",
@@ -110,7 +128,16 @@ class Loss(nn.Module):
             # (required ones first, as dataclasses want).
             required = [k for k, v in cls.spec.defaults.items() if v is inspect.Parameter.empty]
             optional = {k: v for k, v in cls.spec.defaults.items() if k not in required}
-            cls.__annotations__ = dict.fromkeys([*required, *optional], Any)
+            # Fields the class body declares (a layer's sizes) come first, in their order.
+            own = dict(cls.__dict__.get("__annotations__", {}))
+            own_required = {k: a for k, a in own.items() if k not in cls.__dict__}
+            own_optional = {k: a for k, a in own.items() if k in cls.__dict__}
+            cls.__annotations__ = {
+                **own_required,
+                **dict.fromkeys(required, Any),
+                **own_optional,
+                **dict.fromkeys(optional, Any),
+            }
             for name, default in optional.items():
                 setattr(cls, name, default)
         super().__init_subclass__(**kwargs)
@@ -316,32 +343,171 @@ class DiceLoss(Loss, fn=_overlap.dice_loss):
 
 
 class LinearCrossEntropyLoss(
-    Loss, fn=_fused.linear_cross_entropy, call_arguments=("where", "bias")
+    Loss, fn=_fused.linear_cross_entropy, call_arguments=("where", "linear_bias")
 ):
-    """:func:`jaxlosses.linear_cross_entropy`: the output layer fused into the loss.
+    """:func:`jaxlosses.linear_cross_entropy` and its layer (``torch.nn.LinearCrossEntropyLoss``).
 
-    Its fields are hyperparameters only; the output layer's weight ``(V, H)`` and bias
-    belong to the model and are passed at each call,
-    ``loss.apply(variables, inputs, weight, labels, bias=None, where=None)``. A
-    ``linen.Dense(V)`` head's kernel is ``(H, V)``: pass its transpose (XLA folds it into
-    the matrix products) and never apply the head, so the ``N x V`` logits are never built.
+    The linen twin of :class:`jaxlosses.nnx.LinearCrossEntropyLoss`: it owns the linear
+    layer, ``"params"`` ``linear_weight`` of shape ``(num_classes, *out_features,
+    in_features)`` and, with ``bias=True``, ``linear_bias`` of shape
+    ``(num_classes, *out_features)``, initialised as PyTorch's ``nn.Linear``
+    (``U(-1/sqrt(in_features), 1/sqrt(in_features))``), and is applied as
+    ``loss.apply(variables, input, target, where=None)``. The other fields are
+    :func:`jaxlosses.linear_cross_entropy`'s hyperparameters. A head tied to an embedding
+    is not a separate layer: call :func:`jaxlosses.linear_cross_entropy` instead.
 
     Example:
       >>> import jax, jax.numpy as jnp
-      >>> import flax.linen
       >>> from jaxlosses import linen
+      >>> loss = linen.LinearCrossEntropyLoss(4, 10, bias=True, z_loss=1e-4)
       >>> x = jax.random.normal(jax.random.key(0), (2, 3, 4))  # (batch, time, hidden)
       >>> y = jnp.array([[1, 2, 3], [4, -100, 9]])
-      >>> head = flax.linen.Dense(10)
-      >>> params = head.init(jax.random.key(1), x)["params"]
-      >>> loss = linen.LinearCrossEntropyLoss(z_loss=1e-4)
-      >>> w, b = params["kernel"].T, params["bias"]
-      >>> fused = loss.apply({}, x, w, y, bias=b)
-      >>> naive = linen.CrossEntropyLoss().apply({}, head.apply({"params": params}, x), y)
-      >>> naive = naive + 1e-4 * jnp.mean(
-      ...     jax.nn.logsumexp(x @ w.T + b, axis=-1)[y != -100] ** 2)
+      >>> variables = loss.init(jax.random.key(1), x, y)
+      >>> jax.tree.map(jnp.shape, variables["params"])
+      {'linear_bias': (10,), 'linear_weight': (10, 4)}
+      >>> p = variables["params"]
+      >>> fused = loss.apply(variables, x, y)
+      >>> logits = x @ p["linear_weight"].T + p["linear_bias"]
+      >>> naive = linen.CrossEntropyLoss(z_loss=1e-4).apply({}, logits, y)
       >>> bool(jnp.allclose(fused, naive, rtol=1e-5))
       True
+    """
+
+    in_features: int
+    num_classes: int
+    out_features: tuple[int, ...] = ()
+    bias: bool = False
+    param_dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, input: ArrayLike, target: ArrayLike, *, where=None) -> jax.Array:
+        """``linear_cross_entropy(input, linear_weight, target, linear_bias=..., ...)``."""
+        shape = (self.num_classes, *self.out_features, self.in_features)
+
+        def init(key, shape, dtype):
+            bound = 1.0 / math.sqrt(self.in_features)
+            return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+        w = self.param("linear_weight", init, shape, self.param_dtype)
+        b = self.param("linear_bias", init, shape[:-1], self.param_dtype) if self.bias else None
+        return type(self).fn(input, w, target, linear_bias=b, where=where, **self.hyperparameters())
+
+
+# --------------------------------------------------------------------------------------
+# regression and divergences
+
+
+class L1Loss(Loss, fn=_regression.l1_loss):
+    """:func:`jaxlosses.l1_loss`, the mean absolute error (``torch.nn.L1Loss``).
+
+    The linen twin of :class:`jaxlosses.nnx.L1Loss`.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import linen
+      >>> preds, targets = jnp.array([[1.0, 2.0], [0.0, 4.0]]), jnp.ones((2, 2))
+      >>> loss = linen.L1Loss(weight=jnp.array([1.0, 3.0]))
+      >>> variables = loss.init(jax.random.key(0), preds, targets)
+      >>> round(float(loss.apply(variables, preds, targets)), 4)
+      1.625
+    """
+
+
+class MSELoss(Loss, fn=_regression.mse_loss):
+    """:func:`jaxlosses.mse_loss`, the mean squared error (``torch.nn.MSELoss``).
+
+    The linen twin of :class:`jaxlosses.nnx.MSELoss`.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import linen
+      >>> preds, targets = jnp.array([[1.0, 2.0], [0.0, 4.0]]), jnp.ones((2, 2))
+      >>> loss = linen.MSELoss(reduction="sum")
+      >>> variables = loss.init(jax.random.key(0), preds, targets)
+      >>> round(float(loss.apply(variables, preds, targets)), 4)
+      11.0
+    """
+
+
+class HuberLoss(Loss, fn=_regression.huber_loss):
+    """:func:`jaxlosses.huber_loss` (``torch.nn.HuberLoss``).
+
+    The linen twin of :class:`jaxlosses.nnx.HuberLoss`.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import linen
+      >>> preds, targets = jnp.array([[1.0, 2.0], [0.0, 4.0]]), jnp.ones((2, 2))
+      >>> loss = linen.HuberLoss(delta=0.5)
+      >>> variables = loss.init(jax.random.key(0), preds, targets)
+      >>> round(float(loss.apply(variables, preds, targets)), 4)
+      0.5312
+    """
+
+
+class SmoothL1Loss(Loss, fn=_regression.smooth_l1_loss):
+    """:func:`jaxlosses.smooth_l1_loss` (``torch.nn.SmoothL1Loss``).
+
+    The linen twin of :class:`jaxlosses.nnx.SmoothL1Loss`.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import linen
+      >>> preds, targets = jnp.array([[1.0, 2.0], [0.0, 4.0]]), jnp.ones((2, 2))
+      >>> loss = linen.SmoothL1Loss(beta=0.5)
+      >>> variables = loss.init(jax.random.key(0), preds, targets)
+      >>> round(float(loss.apply(variables, preds, targets)), 4)
+      1.0625
+    """
+
+
+class KLDivLoss(Loss, fn=_divergence.kl_div):
+    """:func:`jaxlosses.kl_div` on log-probabilities (``torch.nn.KLDivLoss``).
+
+    The linen twin of :class:`jaxlosses.nnx.KLDivLoss`.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import linen
+      >>> log_q = jax.nn.log_softmax(jnp.array([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3]]))
+      >>> log_p = jax.nn.log_softmax(jnp.zeros((2, 3)))
+      >>> loss = linen.KLDivLoss(reduction="batchmean", log_target=True)
+      >>> variables = loss.init(jax.random.key(0), log_q, log_p)
+      >>> round(float(loss.apply(variables, log_q, log_p)), 4)
+      0.323
+    """
+
+
+class PoissonNLLLoss(Loss, fn=_divergence.poisson_nll_loss):
+    """:func:`jaxlosses.poisson_nll_loss` (``torch.nn.PoissonNLLLoss``).
+
+    The linen twin of :class:`jaxlosses.nnx.PoissonNLLLoss`.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import linen
+      >>> log_rates, counts = jnp.array([[0.0, 1.0], [2.0, 2.0]]), jnp.array([[1, 0], [5, 9]])
+      >>> loss = linen.PoissonNLLLoss(full=True)
+      >>> variables = loss.init(jax.random.key(0), log_rates, counts)
+      >>> round(float(loss.apply(variables, log_rates, counts)), 4)
+      2.015
+    """
+
+
+class GaussianNLLLoss(Loss, fn=_divergence.gaussian_nll_loss):
+    """:func:`jaxlosses.gaussian_nll_loss` (``torch.nn.GaussianNLLLoss``).
+
+    The linen twin of :class:`jaxlosses.nnx.GaussianNLLLoss`.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import linen
+      >>> means, targets = jnp.array([[0.0, 1.0], [2.0, 2.0]]), jnp.ones((2, 2))
+      >>> variances = jnp.array([[1.0], [0.5]])  # one per row
+      >>> loss = linen.GaussianNLLLoss(full=True)
+      >>> variables = loss.init(jax.random.key(0), means, targets, variances)
+      >>> round(float(loss.apply(variables, means, targets, variances)), 4)
+      1.3707
     """
 
 

@@ -37,6 +37,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -45,7 +46,17 @@ import jax.numpy as jnp
 from flax import nnx
 from jax.typing import ArrayLike
 
-from jaxlosses import _binary, _fused, _margin, _metric, _multiclass, _multilabel, _overlap
+from jaxlosses import (
+    _binary,
+    _divergence,
+    _fused,
+    _margin,
+    _metric,
+    _multiclass,
+    _multilabel,
+    _overlap,
+    _regression,
+)
 from jaxlosses._core.modules import CALL_ARGUMENTS, LossSpec, check_call, loss_spec
 
 __all__ = [
@@ -56,17 +67,24 @@ __all__ = [
     "DiceLoss",
     "F1Loss",
     "FocalLoss",
+    "GaussianNLLLoss",
     "HingeEmbeddingLoss",
+    "HuberLoss",
+    "KLDivLoss",
+    "L1Loss",
     "LabelSmoothingLoss",
     "LinearCrossEntropyLoss",
     "Loss",
     "LossHyperparameter",
+    "MSELoss",
     "MarginRankingLoss",
     "MultiLabelMarginLoss",
     "MultiLabelSoftMarginLoss",
     "MultiMarginLoss",
     "NLLLoss",
+    "PoissonNLLLoss",
     "SigmoidFocalLoss",
+    "SmoothL1Loss",
     "SoftMarginLoss",
     "TripletMarginLoss",
     "TripletMarginWithDistanceLoss",
@@ -302,32 +320,191 @@ class DiceLoss(Loss, fn=_overlap.dice_loss):
     """
 
 
-class LinearCrossEntropyLoss(
-    Loss, fn=_fused.linear_cross_entropy, call_arguments=("where", "bias")
-):
-    """:func:`jaxlosses.linear_cross_entropy`: the output layer fused into the loss.
+def torch_linear_init(key: jax.Array, shape: tuple[int, ...], in_features: int, dtype) -> jax.Array:
+    """PyTorch's ``nn.Linear`` initialisation: ``U(-1/sqrt(in_features), 1/sqrt(in_features))``
+    for the weight (``kaiming_uniform_(a=sqrt(5))``) and the bias alike."""
+    bound = 1.0 / math.sqrt(in_features)
+    return jax.random.uniform(key, shape, dtype, -bound, bound)
 
-    PyTorch's ``torch.nn.functional.linear_cross_entropy`` as a module. It holds only
-    hyperparameters (``label_smoothing``, ``z_loss``, ``chunk_size``, ...); the output
-    layer's weight ``(V, H)`` and bias ``(V,)`` belong to the model and are passed at each
-    call, ``loss(inputs, weight, labels, bias=None, where=None)``, so the model's
-    optimizer trains them. An ``nnx.Linear(H, V)`` head's kernel is ``(H, V)``: pass
-    ``head.kernel[...].T`` (XLA folds the transpose into the matrix products) and
-    ``head.bias[...]``, and do not call the head itself: the ``N x V`` logits are never
-    built.
+
+class LinearCrossEntropyLoss(
+    Loss, fn=_fused.linear_cross_entropy, call_arguments=("where", "linear_bias")
+):
+    """:func:`jaxlosses.linear_cross_entropy` and its layer (``torch.nn.LinearCrossEntropyLoss``).
+
+    Like PyTorch's module, it owns the linear layer: ``linear_weight`` of shape
+    ``(num_classes, *out_features, in_features)`` and, with ``bias=True``, ``linear_bias``
+    of shape ``(num_classes, *out_features)``, both ``nnx.Param`` (trained by an
+    ``nnx.Optimizer(model, tx, wrt=nnx.Param)``) initialised as PyTorch's ``nn.Linear``
+    (``U(-1/sqrt(in_features), 1/sqrt(in_features))``). It is called
+    ``loss(input, target, where=None)`` and never builds the ``N x C`` logits. The other
+    arguments are :func:`jaxlosses.linear_cross_entropy`'s hyperparameters (class
+    ``weight``, ``ignore_index``, ``label_smoothing``, ``z_loss``, ``logit_softcap``,
+    ``reduction``, ``chunk_size``). A head tied to an embedding is not a separate layer:
+    call :func:`jaxlosses.linear_cross_entropy` with the embedding instead.
+
+    Args:
+      in_features: ``H``, the size of each input's last axis.
+      num_classes: ``C``.
+      out_features: ``(d1, ..., dk)`` for a K-dimensional loss (logits of shape
+        ``(*B, C, d1, ..., dk)``), as PyTorch's.
+      bias: whether the layer has a bias.
+      param_dtype: the parameters' dtype.
+      rngs: the ``nnx.Rngs`` whose ``params`` stream initialises the layer.
+      **hyperparameters: keyword arguments of :func:`jaxlosses.linear_cross_entropy`.
 
     Example:
       >>> import jax, jax.numpy as jnp
       >>> from flax import nnx
       >>> from jaxlosses import nnx as losses
-      >>> head = nnx.Linear(4, 10, rngs=nnx.Rngs(0))
+      >>> loss = losses.LinearCrossEntropyLoss(4, 10, bias=True, label_smoothing=0.1,
+      ...                                      rngs=nnx.Rngs(0))
+      >>> loss.linear_weight.shape, loss.linear_bias.shape
+      ((10, 4), (10,))
       >>> x = jax.random.normal(jax.random.key(0), (2, 3, 4))  # (batch, time, hidden)
       >>> y = jnp.array([[1, 2, 3], [4, -100, 9]])
-      >>> loss = losses.LinearCrossEntropyLoss(label_smoothing=0.1, chunk_size=4)
-      >>> fused = loss(x, head.kernel[...].T, y, bias=head.bias[...])
-      >>> naive = losses.CrossEntropyLoss(label_smoothing=0.1)(head(x), y)
+      >>> fused = loss(x, y)
+      >>> logits = x @ loss.linear_weight[...].T + loss.linear_bias[...]
+      >>> naive = losses.CrossEntropyLoss(label_smoothing=0.1)(logits, y)
       >>> bool(jnp.allclose(fused, naive, rtol=1e-5))
       True
+      >>> grads = nnx.grad(lambda m: m(x, y))(loss)  # the layer's gradients
+      >>> grads["linear_weight"][...].shape
+      (10, 4)
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        num_classes: int,
+        *,
+        out_features: tuple[int, ...] = (),
+        bias: bool = False,
+        param_dtype: Any = jnp.float32,
+        rngs: nnx.Rngs,
+        **hyperparameters: Any,
+    ):
+        super().__init__(**hyperparameters)
+        self.in_features, self.num_classes = in_features, num_classes
+        self.out_features = tuple(out_features)
+        shape = (num_classes, *self.out_features, in_features)
+        init = torch_linear_init
+        self.linear_weight = nnx.Param(init(rngs.params(), shape, in_features, param_dtype))
+        self.linear_bias = (
+            nnx.Param(init(rngs.params(), shape[:-1], in_features, param_dtype)) if bias else None
+        )
+
+    def __call__(self, input: ArrayLike, target: ArrayLike, *, where=None) -> jax.Array:
+        """``linear_cross_entropy(input, linear_weight, target, linear_bias=..., ...)``."""
+        bias = None if self.linear_bias is None else self.linear_bias[...]
+        return type(self).fn(
+            input,
+            self.linear_weight[...],
+            target,
+            linear_bias=bias,
+            where=where,
+            **self.hyperparameters(),
+        )
+
+
+# --------------------------------------------------------------------------------------
+# regression and divergences
+
+
+class L1Loss(Loss, fn=_regression.l1_loss):
+    """:func:`jaxlosses.l1_loss`, the mean absolute error (``torch.nn.L1Loss``).
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import nnx as losses
+      >>> preds, targets = jnp.array([[1.0, 2.0], [0.0, 4.0]]), jnp.ones((2, 2))
+      >>> loss = losses.L1Loss(weight=jnp.array([1.0, 3.0]))
+      >>> round(float(loss(preds, targets)), 4)
+      1.625
+    """
+
+
+class MSELoss(Loss, fn=_regression.mse_loss):
+    """:func:`jaxlosses.mse_loss`, the mean squared error (``torch.nn.MSELoss``).
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import nnx as losses
+      >>> preds, targets = jnp.array([[1.0, 2.0], [0.0, 4.0]]), jnp.ones((2, 2))
+      >>> loss = losses.MSELoss(reduction="sum")
+      >>> round(float(loss(preds, targets)), 4)
+      11.0
+    """
+
+
+class HuberLoss(Loss, fn=_regression.huber_loss):
+    """:func:`jaxlosses.huber_loss` (``torch.nn.HuberLoss``).
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import nnx as losses
+      >>> preds, targets = jnp.array([[1.0, 2.0], [0.0, 4.0]]), jnp.ones((2, 2))
+      >>> loss = losses.HuberLoss(delta=0.5)
+      >>> round(float(loss(preds, targets)), 4)
+      0.5312
+    """
+
+
+class SmoothL1Loss(Loss, fn=_regression.smooth_l1_loss):
+    """:func:`jaxlosses.smooth_l1_loss` (``torch.nn.SmoothL1Loss``).
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import nnx as losses
+      >>> preds, targets = jnp.array([[1.0, 2.0], [0.0, 4.0]]), jnp.ones((2, 2))
+      >>> loss = losses.SmoothL1Loss(beta=0.5)
+      >>> round(float(loss(preds, targets)), 4)
+      1.0625
+    """
+
+
+class KLDivLoss(Loss, fn=_divergence.kl_div):
+    """:func:`jaxlosses.kl_div` on log-probabilities (``torch.nn.KLDivLoss``).
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import nnx as losses
+      >>> log_q = jax.nn.log_softmax(jnp.array([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3]]))
+      >>> log_p = jax.nn.log_softmax(jnp.zeros((2, 3)))
+      >>> loss = losses.KLDivLoss(reduction="batchmean", log_target=True)
+      >>> round(float(loss(log_q, log_p)), 4)
+      0.323
+    """
+
+
+class PoissonNLLLoss(Loss, fn=_divergence.poisson_nll_loss):
+    """:func:`jaxlosses.poisson_nll_loss` (``torch.nn.PoissonNLLLoss``).
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import nnx as losses
+      >>> log_rates, counts = jnp.array([[0.0, 1.0], [2.0, 2.0]]), jnp.array([[1, 0], [5, 9]])
+      >>> loss = losses.PoissonNLLLoss(full=True)
+      >>> round(float(loss(log_rates, counts)), 4)
+      2.015
+    """
+
+
+class GaussianNLLLoss(Loss, fn=_divergence.gaussian_nll_loss):
+    """:func:`jaxlosses.gaussian_nll_loss` (``torch.nn.GaussianNLLLoss``).
+
+    Called with three inputs, ``loss(input, target, var, where=None)``, as
+    ``torch.nn.GaussianNLLLoss``; a network that predicts its own variance passes
+    it at each call.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import nnx as losses
+      >>> means, targets = jnp.array([[0.0, 1.0], [2.0, 2.0]]), jnp.ones((2, 2))
+      >>> variances = jnp.array([[1.0], [0.5]])  # one per row
+      >>> loss = losses.GaussianNLLLoss(full=True)
+      >>> round(float(loss(means, targets, variances)), 4)
+      1.3707
     """
 
 

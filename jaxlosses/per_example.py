@@ -16,6 +16,9 @@ Per-example gradients are then one line::
 
     grads = jax.vmap(jax.grad(per_example.cross_entropy))(logits, labels)
 
+:func:`kl_div` is the exception: an example's loss is the sum of its elementwise terms
+(its divergence), so the mean over a batch of examples is ``reduction="batchmean"``.
+
 The set-level :func:`jaxlosses.f1_loss` and :func:`jaxlosses.dice_loss` have no
 per-example version.
 """
@@ -37,14 +40,22 @@ __all__ = [
     "cosine_embedding_loss",
     "cross_entropy",
     "focal_loss",
+    "gaussian_nll_loss",
     "hinge_embedding_loss",
+    "huber_loss",
+    "kl_div",
+    "l1_loss",
     "label_smoothing_loss",
+    "linear_cross_entropy",
     "margin_ranking_loss",
+    "mse_loss",
     "multi_margin_loss",
     "multilabel_margin_loss",
     "multilabel_soft_margin_loss",
     "nll_loss",
+    "poisson_nll_loss",
     "sigmoid_focal_loss",
+    "smooth_l1_loss",
     "soft_margin_loss",
     "triplet_margin_loss",
     "triplet_margin_with_distance_loss",
@@ -147,6 +158,8 @@ def cross_entropy(
     weight: ArrayLike | None = None,
     ignore_index: int | None = -100,
     label_smoothing: float = 0.0,
+    z_loss: float = 0.0,
+    logit_softcap: float | None = None,
     axis: int = -1,
     where: ArrayLike | None = None,
 ) -> jax.Array:
@@ -212,6 +225,41 @@ def label_smoothing_loss(
     return _one_example(jaxlosses.label_smoothing_loss, locals())
 
 
+def linear_cross_entropy(
+    input: ArrayLike,
+    linear_weight: ArrayLike,
+    target: ArrayLike,
+    *,
+    linear_bias: ArrayLike | None = None,
+    weight: ArrayLike | None = None,
+    ignore_index: int | None = -100,
+    label_smoothing: float = 0.0,
+    z_loss: float = 0.0,
+    logit_softcap: float | None = None,
+    chunk_size: int | tuple[int, int] | None = None,
+    where: ArrayLike | None = None,
+) -> jax.Array:
+    """Per-example :func:`jaxlosses.linear_cross_entropy`: one sequence's (or token's) loss.
+
+    For ``jax.vmap`` over examples, the output layer shared (``in_axes=(0, None, 0)``):
+    an example of ``(T, H)`` features and ``(T,)`` labels gives the mean over its kept
+    tokens, a ``(H,)`` token with a scalar label its unreduced loss.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> import jaxlosses
+      >>> from jaxlosses import per_example
+      >>> x = jax.random.normal(jax.random.key(0), (2, 3, 4))  # 2 sequences of 3 tokens
+      >>> w = jax.random.normal(jax.random.key(1), (5, 4))
+      >>> y = jnp.array([[1, 2, -100], [0, 4, 3]])
+      >>> per_seq = jax.vmap(per_example.linear_cross_entropy, in_axes=(0, None, 0))(x, w, y)
+      >>> naive = jax.vmap(per_example.cross_entropy)(x @ w.T, y)
+      >>> bool(jnp.allclose(per_seq, naive, rtol=1e-5))
+      True
+    """
+    return _one_example(jaxlosses.linear_cross_entropy, locals())
+
+
 def multilabel_soft_margin_loss(
     input: ArrayLike,
     target: ArrayLike,
@@ -230,6 +278,163 @@ def multilabel_soft_margin_loss(
       Array([0.2786, 1.5072], dtype=float32)
     """
     return _one_example(jaxlosses.multilabel_soft_margin_loss, locals())
+
+
+# --------------------------------------------------------------------------------------
+# regression and divergences
+
+
+def l1_loss(
+    input: ArrayLike,
+    target: ArrayLike,
+    *,
+    weight: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+) -> jax.Array:
+    """Per-example :func:`jaxlosses.l1_loss`: the mean absolute error of its elements.
+
+    With a ``weight``, the mean over the example's elements of the weighted errors (the
+    batch loss's ``"mean"`` divides by the sum of the weights instead).
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import per_example
+      >>> preds, targets = jnp.array([[1.0, 2.0], [0.0, 4.0]]), jnp.array([[1.5, 2.0], [1.0, 1.0]])
+      >>> jax.vmap(per_example.l1_loss)(preds, targets)
+      Array([0.25, 2.  ], dtype=float32)
+    """
+    return _one_example(jaxlosses.l1_loss, locals())
+
+
+def mse_loss(
+    input: ArrayLike,
+    target: ArrayLike,
+    *,
+    weight: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+) -> jax.Array:
+    """Per-example :func:`jaxlosses.mse_loss`: the mean squared error of its elements.
+
+    With a ``weight``, the mean over the example's elements of the weighted errors (the
+    batch loss's ``"mean"`` divides by the sum of the weights instead).
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import per_example
+      >>> preds, targets = jnp.array([[1.0, 2.0], [0.0, 4.0]]), jnp.array([[1.5, 2.0], [1.0, 1.0]])
+      >>> jax.vmap(per_example.mse_loss)(preds, targets)
+      Array([0.125, 5.   ], dtype=float32)
+    """
+    return _one_example(jaxlosses.mse_loss, locals())
+
+
+def huber_loss(
+    input: ArrayLike,
+    target: ArrayLike,
+    *,
+    delta: float = 1.0,
+    weight: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+) -> jax.Array:
+    """Per-example :func:`jaxlosses.huber_loss`: the mean over its elements.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import per_example
+      >>> preds, targets = jnp.array([[1.0, 2.0], [0.0, 4.0]]), jnp.array([[1.5, 2.0], [1.0, 1.0]])
+      >>> jax.vmap(per_example.huber_loss)(preds, targets)
+      Array([0.0625, 1.5   ], dtype=float32)
+    """
+    return _one_example(jaxlosses.huber_loss, locals())
+
+
+def smooth_l1_loss(
+    input: ArrayLike,
+    target: ArrayLike,
+    *,
+    beta: float = 1.0,
+    weight: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+) -> jax.Array:
+    """Per-example :func:`jaxlosses.smooth_l1_loss`: the mean over its elements.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import per_example
+      >>> preds, targets = jnp.array([[1.0, 2.0], [0.0, 4.0]]), jnp.array([[1.5, 2.0], [1.0, 1.0]])
+      >>> jax.vmap(per_example.smooth_l1_loss)(preds, targets)
+      Array([0.0625, 1.5   ], dtype=float32)
+    """
+    return _one_example(jaxlosses.smooth_l1_loss, locals())
+
+
+def kl_div(
+    input: ArrayLike,
+    target: ArrayLike,
+    *,
+    log_target: bool = False,
+    where: ArrayLike | None = None,
+) -> jax.Array:
+    """Per-example :func:`jaxlosses.kl_div`: the example's divergence, the sum of its terms.
+
+    ``jnp.mean(jax.vmap(per_example.kl_div)(input, target))`` is
+    ``kl_div(input, target, reduction="batchmean")``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> import jaxlosses
+      >>> from jaxlosses import per_example
+      >>> log_q = jax.nn.log_softmax(jnp.array([[1.0, 0.0, -1.0], [0.0, 0.0, 0.0]]))
+      >>> p = jnp.array([[0.5, 0.5, 0.0], [1.0, 0.0, 0.0]])
+      >>> jax.vmap(per_example.kl_div)(log_q, p).round(4)
+      Array([0.2145, 1.0986], dtype=float32)
+      >>> jaxlosses.kl_div(log_q, p, reduction="batchmean").round(4)
+      Array(0.6565, dtype=float32)
+    """
+    return _one_example(jaxlosses.kl_div, locals())
+
+
+def poisson_nll_loss(
+    input: ArrayLike,
+    target: ArrayLike,
+    *,
+    log_input: bool = True,
+    full: bool = False,
+    eps: float = 1e-8,
+    where: ArrayLike | None = None,
+) -> jax.Array:
+    """Per-example :func:`jaxlosses.poisson_nll_loss`: the mean over its elements.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import per_example
+      >>> log_rates, counts = jnp.array([[0.0, 1.0], [2.0, 2.0]]), jnp.array([[1, 0], [5, 9]])
+      >>> jax.vmap(per_example.poisson_nll_loss)(log_rates, counts).round(4)
+      Array([ 1.8591, -6.6109], dtype=float32)
+    """
+    return _one_example(jaxlosses.poisson_nll_loss, locals())
+
+
+def gaussian_nll_loss(
+    input: ArrayLike,
+    target: ArrayLike,
+    var: ArrayLike | float,
+    *,
+    full: bool = False,
+    eps: float = 1e-6,
+    where: ArrayLike | None = None,
+) -> jax.Array:
+    """Per-example :func:`jaxlosses.gaussian_nll_loss`: the mean over its elements.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import per_example
+      >>> means, targets = jnp.array([[0.0, 1.0], [2.0, 2.0]]), jnp.ones((2, 2))
+      >>> variances = jnp.array([1.0, 0.5])  # one per example
+      >>> jax.vmap(per_example.gaussian_nll_loss)(means, targets, variances).round(4)
+      Array([0.25  , 0.6534], dtype=float32)
+    """
+    return _one_example(jaxlosses.gaussian_nll_loss, locals())
 
 
 # --------------------------------------------------------------------------------------

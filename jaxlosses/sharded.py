@@ -13,10 +13,15 @@ per-shard means. The losses also type-check under explicit sharding
 a language model is split over the vocabulary, each device holds the logits of its
 ``V_local`` classes only. :func:`vocab_parallel_cross_entropy` computes the exact
 cross-entropy over the whole vocabulary from those slices (Megatron-LM's vocab-parallel
-cross-entropy) without gathering the logits: per token, the max goes through one
-``pmax`` and the sum of exponentials, the target logit and (with label smoothing) the sum
-and count of the logits through one ``psum`` of a stacked array. The backward pass is
-local: ``softmax - one_hot`` on each device's slice, with no collective.
+cross-entropy) without gathering the logits: each device reduces its slice to a few
+numbers per token (the softmax statistics of :mod:`jaxlosses._core.chunked`: log-sum-exp,
+target logit, and with label smoothing or class weights the weighted sums they need),
+then one ``pmax`` of the per-token max and one ``psum`` of the stacked statistics give
+the whole vocabulary's. The backward pass is local: ``softmax - target`` on each
+device's slice, with no collective. :func:`vocab_parallel_linear_cross_entropy` does the
+same with the output layer fused in (no device builds even its ``N x V_local`` logits).
+Both give exactly :func:`jaxlosses.cross_entropy` (and :func:`jaxlosses.linear_cross_entropy`)
+of the gathered logits, with the same options and the same definition of each.
 
 References:
   Shoeybi et al., "Megatron-LM: Training Multi-Billion Parameter Language Models Using
@@ -27,209 +32,172 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Hashable
-from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax import lax
 from jax.typing import ArrayLike
 
-from jaxlosses import _fused
-from jaxlosses._core import checks, stable
-from jaxlosses._core.classes import ClassLabels, class_inputs, class_labels, finish_class_loss
-from jaxlosses._core.reduction import compute_dtype
-from jaxlosses._core.sharding import class_iota, vary_together
+from jaxlosses._core import checks, chunked, stable
+from jaxlosses._core.checks import REDUCTION, hyperparameters, integer, real
+from jaxlosses._core.chunked import LinearHead, SoftmaxReads, SoftmaxStats, SoftmaxTerms
+from jaxlosses._core.classes import class_inputs, class_labels, class_weight
+from jaxlosses._core.reduction import Unreduced, compute_dtype
+from jaxlosses._core.sharding import vary_together
+from jaxlosses._fused import cross_entropy_from_statistics, prepare_linear_inputs
 
 __all__ = ["vocab_parallel_cross_entropy", "vocab_parallel_linear_cross_entropy"]
 
 AxisName = Hashable | tuple[Hashable, ...]
 
+
+def _axis_name(name: str, value) -> None:
+    """A mesh axis name (any hashable) or a tuple of them; None only for batch axes."""
+    if value is None and name == "batch_axis_name":
+        return
+    message = f"{name} must be a mesh axis name or a tuple of them, got {value!r}"
+    try:
+        hash(value)
+    except TypeError:
+        raise TypeError(message) from None
+    if value is None:
+        raise TypeError(message)
+
+
 # --------------------------------------------------------------------------------------
-# Statistics of the vocabulary, one device's slice at a time, then across devices.
-#
-# A vocabulary-parallel loss (this module's, or one fused with the output projection
-# that computes its logits chunk by chunk) reduces its local logits to a few numbers per
-# token (`_ShardStats`), then combines them across the vocabulary axis with
-# `_combine_shards` (one pmax, one psum), and writes its loss from the result
-# (`_VocabStats`, `_token_loss`).
+# The statistics of every device's slice of the vocabulary, combined
 
 
-class _ShardStats(NamedTuple):
-    """Per-token statistics of one device's slice of the vocabulary, before any collective.
+def _combine(local: SoftmaxStats, hit: jax.Array | None, extras: list, axis_name: AxisName):
+    """The whole vocabulary's :class:`SoftmaxStats` from every device's: one pmax, one psum.
 
-    Attributes:
-      max: the largest finite local logit (0 where no local logit is finite).
-      sumexp: ``sum(exp(x - max))`` over the local logits (0 where all are ``-inf``).
-      target: the target logit where this slice holds the label, else 0.
-      logit_sum: ``sum(x - max)`` over the finite local logits (label smoothing), or None.
-      num_finite: the number of finite (not ``-inf``) local logits, or None.
+    Each device's statistics are relative to its own shift; they move to the global one
+    (``+ mass * delta``, the sum of exponentials times ``exp(delta)``) and travel in one
+    stacked ``psum`` with the label's score (from the device whose slice holds it,
+    ``hit``) and ``extras`` (per-token vectors to add up, e.g. the label's class weight).
+    Must be called inside ``shard_map`` (or another context where ``axis_name`` is bound).
     """
-
-    max: jax.Array
-    sumexp: jax.Array
-    target: jax.Array
-    logit_sum: jax.Array | None
-    num_finite: jax.Array | None
-
-
-class _VocabStats(NamedTuple):
-    """Per-token statistics of the whole vocabulary, relative to a per-token shift.
-
-    Every entry but ``num_finite`` is relative to ``max``, the largest finite logit of the
-    whole vocabulary, so that differences of large logits lose no precision. For
-    differentiation ``max`` is a constant and each relative entry has the derivative of
-    the absolute quantity it stands for (``lse + max`` is the logsumexp, whose derivative
-    is the softmax); any loss written from ``lse + max``, ``target + max`` and
-    ``logit_sum + num_finite * max`` therefore has the exact gradient.
-
-    Attributes:
-      lse: ``logsumexp(x) - max``.
-      max: the shift, the largest finite logit (0 for a row of ``-inf``).
-      target: ``x[label] - max``.
-      logit_sum: ``sum(x_c - max)`` over the finite classes, or None.
-      num_finite: the number of finite classes, or None.
-    """
-
-    lse: jax.Array
-    max: jax.Array
-    target: jax.Array
-    logit_sum: jax.Array | None
-    num_finite: jax.Array | None
-
-
-def _shard_stats(x: jax.Array, local_label: jax.Array, hit: jax.Array, with_sum: bool):
-    """The :class:`_ShardStats` of local logits ``x`` (``(..., V_local)``, compute dtype).
-
-    ``local_label`` indexes the label inside this slice where ``hit`` is True.
-    """
-    m = stable._finite_max(x, -1)
-    sumexp = jnp.sum(jnp.exp(x - m), axis=-1)
-    target = jnp.take_along_axis(x, local_label[..., None], axis=-1)[..., 0]
-    target = jnp.where(hit, target, jnp.zeros_like(target))
-    m = m[..., 0]
-    if not with_sum:
-        return _ShardStats(m, sumexp, target, None, None)
-    # Masks in arithmetic (stable._unmasked: 1 for a finite logit, 0 for -inf), which
-    # XLA:CPU fuses into the reductions instead of materialising a V_local-wide mask.
-    unmasked = stable._unmasked(x, stable._BIG)
-    logit_sum = jnp.sum(unmasked * (jnp.maximum(x, -stable._BIG) - m[..., None]), axis=-1)
-    num_finite = jnp.sum(stable._unmasked(x, 2 * stable._BIG), axis=-1)
-    return _ShardStats(m, sumexp, target, logit_sum, num_finite)
-
-
-def _combine_shards(local: _ShardStats, axis_name: AxisName) -> _VocabStats:
-    """Combines every device's :class:`_ShardStats` over ``axis_name``: one pmax, one psum.
-
-    The local sums of exponentials are rescaled from their local max to the global one
-    before the ``psum``; the target logit (nonzero on one device only) and the logit sums
-    travel in the same stacked ``psum``. Must be called inside ``shard_map`` (or another
-    context where ``axis_name`` is bound).
-    """
-    has_any = local.sumexp > 0
     # The shift is a constant for differentiation (pmax has no derivative rule).
-    m = jax.lax.pmax(jax.lax.stop_gradient(jnp.where(has_any, local.max, -jnp.inf)), axis_name)
-    m = jnp.where(jnp.isfinite(m), m, jnp.zeros_like(m))
-    # max <= m where has_any, so the scale is at most 1; a slice of -inf adds nothing.
-    scale = jnp.where(has_any, jnp.exp(local.max - m), 0.0)
-    parts = [local.sumexp * scale, local.target]
-    if local.logit_sum is not None:
-        parts += [local.logit_sum + local.num_finite * (local.max - m), local.num_finite]
-    total = jax.lax.psum(jnp.stack(parts), axis_name)
-    lse = jnp.log(total[0])
-    target = total[1] - m
-    if local.logit_sum is None:
-        return _VocabStats(lse, m, target, None, None)
-    return _VocabStats(lse, m, target, total[2], total[3])
+    shift = lax.pmax(lax.stop_gradient(local.shift), axis_name)
+    delta = local.shift - shift  # <= 0; a slice of -inf only (lowest - shift) adds nothing
+    scale = jnp.exp(delta)
+
+    def moved(total, mass):
+        return total + jnp.where(mass == 0, 0.0, mass * delta)
+
+    parts = [jnp.exp(local.lse) * scale]
+    if local.label is not None:
+        parts += [jnp.where(hit, local.label + delta, 0.0)]
+    if local.dense is not None:
+        parts += [moved(local.dense, local.target_mass), local.target_mass]
+    if local.column_sum is not None:
+        parts += [moved(local.column_sum, local.column_mass), local.column_mass]
+    parts += extras
+    total = lax.psum(jnp.stack(parts), axis_name)
+    stats = SoftmaxStats(shift=shift, lse=jnp.log(total[0]))
+    k = 1
+    if local.label is not None:
+        stats = stats._replace(label=total[1])
+        k += 1
+    if local.dense is not None:
+        stats = stats._replace(dense=total[k], target_mass=total[k + 1])
+        k += 2
+    if local.column_sum is not None:
+        stats = stats._replace(column_sum=total[k], column_mass=total[k + 1])
+        k += 2
+    return stats, list(total[k:])
 
 
-def _token_loss(stats: _VocabStats, num_classes: int, label_smoothing, z_loss) -> jax.Array:
-    r"""Per-token cross-entropy (+ z-loss) from the vocabulary's statistics.
+def _local_labels(labels: jax.Array, counted: jax.Array, local_classes: int, axis_name):
+    """Each label's column in this device's slice (-1 where it holds none of them).
 
-    With :math:`\varepsilon` spread over the :math:`V` classes (PyTorch's label
-    smoothing, masked ``-inf`` classes getting none) and :math:`F` finite classes,
-
-    .. math::
-        \ell = \left(1 - \varepsilon + \varepsilon \tfrac{F}{V}\right) \mathrm{lse}
-               - (1 - \varepsilon)\, x_y - \tfrac{\varepsilon}{V} \sum_{c\ \mathrm{finite}} x_c
-               + z\, \mathrm{lse}^2
-
-    ``label_smoothing``/``z_loss`` of None (statically zero) drop their terms.
+    The slices are ``[i * V_local, (i + 1) * V_local)``, ``i = axis_index(axis_name)``.
     """
-    if label_smoothing is None:
-        loss = stats.lse - stats.target
-    else:
-        eps = label_smoothing
-        coef = (1 - eps) + eps * stats.num_finite / num_classes
-        loss = coef * stats.lse - (1 - eps) * stats.target - eps / num_classes * stats.logit_sum
-    if z_loss is not None:
-        loss = loss + z_loss * jnp.square(stats.lse + stats.max)
-    return loss
+    local = labels - lax.axis_index(axis_name) * local_classes
+    hit = counted & (local >= 0) & (local < local_classes)
+    return jnp.where(hit, local, -jnp.ones_like(local))
 
 
-def _local_labels(lab: ClassLabels, local_classes: int, axis_name: AxisName):
-    """Each label's column in this device's slice, and whether the slice holds it.
-
-    The slices are ``[i * V_local, (i + 1) * V_local)``, ``i = axis_index(axis_name)``;
-    the column is 0 where the slice does not hold the label (or it is dropped).
-    """
-    local_label = lab.safe - jax.lax.axis_index(axis_name) * local_classes
-    hit = lab.kept & ~lab.out_of_range & (local_label >= 0) & (local_label < local_classes)
-    return jnp.where(hit, local_label, jnp.zeros_like(local_label)), hit
+def _item_weight(local_labels: jax.Array, weights: jax.Array) -> jax.Array:
+    """This device's share of each label's class weight (0 where it does not hold it)."""
+    w_y = weights[jnp.maximum(local_labels, 0)]
+    return jnp.where(local_labels >= 0, w_y, jnp.zeros_like(w_y))
 
 
-# --------------------------------------------------------------------------------------
-# The differentiable statistics of local logits.
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
-def _vocab_stats(logits, local_label, hit, axis_name, with_sum) -> _VocabStats:
-    x = logits.astype(compute_dtype(logits.dtype))
-    return _combine_shards(_shard_stats(x, local_label, hit, with_sum), axis_name)
-
-
-def _vocab_stats_fwd(logits, local_label, hit, axis_name, with_sum):
-    stats = _vocab_stats(logits, local_label, hit, axis_name, with_sum)
-    # The residuals are the logits as given (no float32 copy) and O(tokens) vectors.
-    return stats, (logits, local_label, hit, stats.lse + stats.max)
-
-
-def _vocab_stats_bwd(axis_name, with_sum, res, ct):
-    # d lse = softmax, d target = one_hot, d logit_sum = [x finite]: all local, so the
-    # backward pass needs no collective. `max` is a constant (see _VocabStats).
-    del axis_name
-    logits, local_label, hit, lse = res
-    x = logits.astype(compute_dtype(logits.dtype))
-    lse = jnp.where(jnp.isfinite(lse), lse, jnp.zeros_like(lse))  # a row of -inf: p = 0
-    grad = ct.lse[..., None] * jnp.exp(x - lse[..., None])
-    hot = (class_iota(x, local_label.dtype) == local_label[..., None]) & hit[..., None]
-    grad = grad + jnp.where(hot, ct.target[..., None], jnp.zeros((), x.dtype))
-    if with_sum:
-        grad = grad + ct.logit_sum[..., None] * stable._unmasked(x, 3 * stable._BIG)
-    return grad.astype(logits.dtype), None, None
-
-
-_vocab_stats.defvjp(_vocab_stats_fwd, _vocab_stats_bwd)
+def _loss_from(stats, items, *, label_smoothing, z_loss, num_classes, dtype, reduction,
+               batch_axis_name, item_shape):  # fmt: skip
+    """The reduced loss from the whole vocabulary's statistics (``items``: target weight
+    or None, item weight, kept, out of range or None)."""
+    target_weight, item_weight, kept, out_of_range, denominator = items
+    per = cross_entropy_from_statistics(
+        stats, target_weight=target_weight, num_classes=num_classes,
+        label_smoothing=label_smoothing, z_loss=z_loss, item_weight=item_weight,
+    )  # fmt: skip
+    per = jnp.where(kept, per, jnp.zeros_like(per))
+    if out_of_range is not None:
+        per = jnp.where(out_of_range, jnp.full_like(per, jnp.nan), per)
+    if denominator is not None:
+        denominator = denominator.reshape(item_shape)
+    unreduced = Unreduced(per.reshape(item_shape), kept.reshape(item_shape), denominator, dtype)
+    return unreduced.reduce(reduction, axis_name=batch_axis_name)
 
 
 # --------------------------------------------------------------------------------------
 # vocab_parallel_cross_entropy
 
 
-def _static_or_none(name: str, value, **limits):
-    """Range-checks ``value``; None when it is statically 0 (its term is then skipped)."""
-    checks.check_scalar_range(name, value, **limits)
-    concrete = checks.concrete_scalar(value)
-    return None if concrete == 0 else value
+@functools.partial(jax.custom_vjp, nondiff_argnums=(5, 6))
+def _vocab_stats(x, labels, targets, weights, extras, axis_name, reads):
+    terms = SoftmaxTerms(labels, targets)
+    local = chunked.softmax_statistics(x, terms, weights=weights, reads=reads)
+    return _combine(local, None if labels is None else labels >= 0, list(extras), axis_name)
 
 
+def _vocab_stats_fwd(x, labels, targets, weights, extras, axis_name, reads):
+    out = _vocab_stats(x, labels, targets, weights, extras, axis_name, reads)
+    # The residuals are the logits as given and O(tokens) vectors.
+    return out, (x, labels, targets, weights, out[0])
+
+
+def _vocab_stats_bwd(axis_name, reads, res, cotangents):
+    # dL/dx = a softmax + c one_hot + d w t + e w [x > -inf] with the whole vocabulary's
+    # statistics: all local, so the backward pass needs no collective.
+    x, labels, targets, weights, stats = res
+    cts, _ = cotangents
+    g, dt = chunked.softmax_gradient(x, SoftmaxTerms(labels, targets), stats, cts, weights=weights)
+    dt = None if dt is None else dt.astype(targets.dtype)
+    return g.astype(x.dtype), None, dt, None, None
+
+
+_vocab_stats.defvjp(_vocab_stats_fwd, _vocab_stats_bwd)
+
+
+def _hyper(value, dtype):
+    v = checks.concrete_scalar(value)
+    return None if v is not None and v == 0 else lax.stop_gradient(jnp.asarray(value, dtype))
+
+
+@hyperparameters(
+    axis_name=_axis_name,
+    ignore_index=integer(optional=True),
+    label_smoothing=real(0.0, 1.0),
+    z_loss=real(0.0),
+    logit_softcap=real(0.0, low_open=True, optional=True),
+    reduction=REDUCTION,
+    batch_axis_name=_axis_name,
+)
 def vocab_parallel_cross_entropy(
-    logits: ArrayLike,
-    labels: ArrayLike,
+    input: ArrayLike,
+    target: ArrayLike,
     *,
     axis_name: AxisName,
-    ignore_index: int = -100,
+    weight: ArrayLike | None = None,
+    ignore_index: int | None = -100,
     label_smoothing: float = 0.0,
     z_loss: float = 0.0,
+    logit_softcap: float | None = None,
     reduction: str = "mean",
+    axis: int = -1,
     batch_axis_name: AxisName | None = None,
     where: ArrayLike | None = None,
 ) -> jax.Array:
@@ -237,46 +205,59 @@ def vocab_parallel_cross_entropy(
 
     Each device passes its slice of the logits, the classes
     ``[i * V_local, (i + 1) * V_local)`` with ``i = jax.lax.axis_index(axis_name)``, and
-    the global labels. The result equals
-    ``jaxlosses.cross_entropy(full_logits, labels, ignore_index=..., label_smoothing=...)``
-    plus the z-loss, with :math:`V` the whole vocabulary:
+    the global class indices (or its slice of the target probabilities). The result
+    equals :func:`jaxlosses.cross_entropy` of the whole logits with the same options
+    (class ``weight``, ``ignore_index``, ``label_smoothing``, ``z_loss``,
+    ``logit_softcap``), with :math:`C` the whole vocabulary:
 
     .. math::
-        \ell_n = -\sum_{c=1}^{V} q_{n,c} \log \mathrm{softmax}(x_n)_c
-                 + z \left(\log \sum_{c=1}^{V} e^{x_{n,c}}\right)^2, \qquad
-        q_{n,c} = (1 - \varepsilon)[c = y_n] + \frac{\varepsilon}{V}
+        \ell_n = (1 - \varepsilon) \sum_c w_c t_{n,c} (\mathrm{lse}_n - s_{n,c})
+               + \frac{\varepsilon}{C} \sum_{c \in F_n} w_c (\mathrm{lse}_n - s_{n,c})
+               + \lambda_z\, \omega_n\, \mathrm{lse}_n^2
 
-    Collectives: one ``pmax`` and one ``psum`` (of a stacked array: sum of exponentials,
-    target logit and, with label smoothing, the sum and count of the logits) over
-    ``axis_name`` in the forward pass, none in the backward pass (a ``custom_vjp`` whose
-    gradient is ``softmax - one_hot`` on the local slice; forward-mode differentiation
-    is not supported). The logits are never gathered. With ``batch_axis_name``, one more
-    ``psum`` of two scalars makes ``"mean"`` and ``"sum"`` global.
+    where :math:`s` are the (soft-capped) logits, :math:`t` the one-hot label or the
+    probabilities, :math:`F_n` the classes whose logit is not ``-inf`` and
+    :math:`\omega_n` the item's weight in the mean (:math:`w_{y_n}` for class indices,
+    1 for probabilities); see :func:`jaxlosses.linear_cross_entropy`.
+
+    Collectives: one ``pmax`` and one ``psum`` (of a stacked array of per-token
+    statistics) over ``axis_name`` in the forward pass, none in the backward pass (a
+    ``custom_vjp`` whose gradient is computed on the local slice; forward-mode
+    differentiation raises JAX's ``TypeError``). The logits are never gathered. With
+    ``batch_axis_name``, one more ``psum`` of two scalars makes ``"mean"`` and ``"sum"``
+    global.
 
     Args:
-      logits: this device's logits, ``(..., V_local)``, the class axis last; every
+      input: this device's logits, the class axis ``axis`` of size ``V_local``; every
         device along ``axis_name`` holds the same ``V_local``. ``-inf`` marks masked
         classes (e.g. vocabulary padding), which take no label-smoothing mass.
-      labels: global class ids in ``[0, V)``, ``logits.shape[:-1]``, the same on every
-        device along ``axis_name``.
+      target: global class indices in ``[0, C)`` (``input``'s shape without ``axis``, the
+        same on every device along ``axis_name``), or this device's slice of the class
+        probabilities (``input``'s shape).
       axis_name: the mesh axis (or tuple of axes) the vocabulary is split over.
-      ignore_index: label value whose tokens are skipped (loss 0, not in the mean).
+      weight: this device's slice of the class weights, ``(V_local,)``; the mean's
+        denominator :math:`\sum_n w_{y_n}` is global.
+      ignore_index: label value whose items are skipped (loss 0, not in the mean);
+        None skips none.
       label_smoothing: :math:`\varepsilon \in [0, 1]`, spread over the whole vocabulary
-        (PyTorch's: :math:`\varepsilon / V` on every class, the target included).
-      z_loss: coefficient :math:`z \ge 0` of the squared log-partition function per
-        kept token (PaLM's auxiliary loss, 1e-4 there).
-      reduction: ``"none"`` (per-token losses, ``labels``' shape), ``"sum"`` or
-        ``"mean"`` (over the kept tokens).
-      batch_axis_name: the mesh axis (or axes) the tokens are split over, if any. Without
-        it, ``"mean"`` and ``"sum"`` reduce this device's tokens only: if the tokens are
+        (PyTorch's: :math:`\varepsilon / C` on every class, the target included).
+      z_loss: :math:`\lambda_z \ge 0`, the weight of the squared log-partition function
+        (PaLM's auxiliary loss, 1e-4 there).
+      logit_softcap: :math:`c > 0` to apply :math:`c \tanh(\cdot / c)` to the logits
+        first, or None.
+      reduction: ``"none"`` (per-item losses), ``"sum"`` or ``"mean"``.
+      axis: the class axis of ``input``.
+      batch_axis_name: the mesh axis (or axes) the items are split over, if any. Without
+        it, ``"mean"`` and ``"sum"`` reduce this device's items only: if the items are
         also sharded over a data axis, pass that axis here (the mean is then the global
-        sum over the global count of kept tokens, exact with ``ignore_index``), or
-        ``psum`` the ``"sum"`` yourself. Not used by ``"none"``.
-      where: optional boolean mask broadcastable to ``labels``; False tokens are skipped.
+        sum over the global denominator, exact with ``ignore_index`` and class weights),
+        or ``psum`` the ``"sum"`` yourself. Not used by ``"none"``.
+      where: optional boolean mask broadcastable to the per-item losses; False items
+        are skipped.
 
     Returns:
-      A scalar (the same on every device of the reduced axes), or per-token losses for
-      ``reduction="none"``. A mean over no kept token is 0. A label outside ``[0, V)``
+      A scalar (the same on every device of the reduced axes), or per-item losses for
+      ``reduction="none"``. A mean over no kept item is 0. A label outside ``[0, C)``
       that is not ``ignore_index`` gives nan.
 
     Example:
@@ -304,113 +285,118 @@ def vocab_parallel_cross_entropy(
       Shoeybi et al., "Megatron-LM", https://arxiv.org/abs/1909.08053 (vocab-parallel
       cross-entropy); Chowdhery et al., "PaLM", https://arxiv.org/abs/2204.02311 (z-loss)
     """
-    checks.check_reduction(reduction)
-    eps = _static_or_none("label_smoothing", label_smoothing, low=0.0, high=1.0)
-    z = _static_or_none("z_loss", z_loss, low=0.0)
-    inputs, _ = class_inputs("logits", logits, -1, where)
-    local_classes = inputs.num_classes
-    num_classes = local_classes * jax.lax.axis_size(axis_name)
-    lab = class_labels(inputs, labels, -1, ignore_index, num_classes=num_classes)
-    local_label, hit = _local_labels(lab, local_classes, axis_name)
+    inputs, axis = class_inputs("input", input, axis, where)
+    x, local_classes = inputs.x, inputs.num_classes
+    acc = x.dtype
+    num_classes = local_classes * lax.axis_size(axis_name)
+    item_shape = inputs.item_shape
+    eps, zl = _hyper(label_smoothing, acc), _hyper(z_loss, acc)
+    if logit_softcap is not None:
+        x = stable.softcap(x, lax.stop_gradient(jnp.asarray(logit_softcap, acc)))
+    cw = class_weight(weight, local_classes, acc)
+    cw = None if cw is None else lax.stop_gradient(cw)
+    x = x.reshape(-1, local_classes)
+    target = jnp.asarray(target)
+    if jnp.issubdtype(target.dtype, jnp.floating):
+        if target.shape != jnp.shape(input):
+            raise ValueError(
+                "a floating target holds this device's slice of the class probabilities "
+                f"and must have the input's shape {jnp.shape(input)}, got "
+                f"target.shape={target.shape}"
+            )
+        t = jnp.moveaxis(target, axis, -1).astype(acc).reshape(x.shape)
+        kept = jnp.ones(x.shape[:1], bool) if inputs.mask is None else inputs.mask.reshape(-1)
+        x, t, cw = vary_together([x, t, cw], _axes(axis_name))
+        reads = SoftmaxReads(column_sum=eps is not None)
+        stats, _ = _vocab_stats(x, None, t, cw, [], axis_name, reads)
+        items = (None, kept.astype(acc), kept, None, None)
+    else:
+        lab = class_labels(inputs, target, axis, ignore_index, name="target",
+                           num_classes=num_classes)  # fmt: skip
+        lab = jax.tree.map(lambda a: a.reshape(-1), lab)
+        counted = lab.kept & ~lab.out_of_range
+        labels = _local_labels(lab.safe, counted, local_classes, axis_name)
+        extras = [] if cw is None else [_item_weight(labels, cw)]
+        x, labels, cw, *extras = vary_together([x, labels, cw, *extras], _axes(axis_name))
+        reads = SoftmaxReads(column_sum=eps is not None)
+        stats, summed = _vocab_stats(x, labels, None, cw, extras, axis_name, reads)
+        w_y = summed[0] if cw is not None else counted.astype(acc)
+        # the mean's denominator counts an out-of-range label (its loss is nan) as
+        # cross_entropy does, so the other tokens' gradients match its
+        denominator = w_y if cw is not None else lab.kept.astype(acc)
+        items = (w_y, w_y, lab.kept, lab.out_of_range, denominator)
+    return _loss_from(
+        stats, items, label_smoothing=eps, z_loss=zl, num_classes=num_classes,
+        dtype=inputs.dtype, reduction=reduction, batch_axis_name=batch_axis_name,
+        item_shape=item_shape,
+    )  # fmt: skip
 
-    dtype = inputs.x.dtype
-    logits = jnp.asarray(logits)
-    stats = _vocab_stats(logits, local_label, hit, axis_name, eps is not None)
-    loss = _token_loss(
-        stats,
-        num_classes,
-        None if eps is None else jnp.asarray(eps, dtype),
-        None if z is None else jnp.asarray(z, dtype),
-    )
-    unreduced = finish_class_loss(loss, lab, lab.kept.astype(dtype), inputs.dtype)
-    return unreduced.reduce(reduction, axis_name=batch_axis_name)
+
+def _axes(axis_name) -> tuple:
+    return axis_name if isinstance(axis_name, tuple) else (axis_name,)
 
 
 # --------------------------------------------------------------------------------------
 # vocab_parallel_linear_cross_entropy: the output layer fused in, its weight split over
-# the vocabulary. The token chunks, blocks of logits and gradients are linear_cross_entropy's
-# (jaxlosses._fused); only the combination of the statistics across devices is added.
+# the vocabulary. The chunks, blocks and gradients are the chunked engine's
+# (linear_softmax_forward / linear_softmax_backward); only the combination across
+# devices is added.
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
-def _linear_vocab_stats(cfg, axis_name, x, w, b, y, hit, cap) -> _VocabStats:
-    return _linear_vocab_stats_fwd(cfg, axis_name, x, w, b, y, hit, cap)[0]
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2))
+def _linear_vocab_stats(plan, reads, axis_name, x, w, b, cap, labels, targets, weights, extras):
+    return _linear_vocab_stats_fwd(
+        plan, reads, axis_name, x, w, b, cap, labels, targets, weights, extras
+    )[0]
 
 
-def _linear_vocab_stats_fwd(cfg, axis_name, x, w, b, y, hit, cap):
+def _linear_vocab_stats_fwd(plan, reads, axis_name, x, w, b, cap, labels, targets, weights,
+                            extras):  # fmt: skip
     # Every token's local statistics first (one chunk x V_local block of logits at a
-    # time), then one pmax and one psum for all of them. The local log-sum-exp is the
-    # shift of a slice whose sum of exponentials is 1.
-    (lse, target, total), _ = _fused._logit_stats_fwd(cfg, x, w, b, y, cap)
-    ones = jnp.ones_like(lse)
-    local = _ShardStats(
-        max=lse,
-        sumexp=ones,
-        target=jnp.where(hit, target, jnp.zeros_like(target)),
-        logit_sum=None if total is None else total - cfg.num_classes * lse,
-        num_finite=None if total is None else cfg.num_classes * ones,
+    # time), then one pmax and one psum for all of them.
+    terms = SoftmaxTerms(labels, targets)
+    local = chunked.linear_softmax_forward(
+        LinearHead(w, b, cap), x, terms, plan=plan, weights=weights, reads=reads
     )
-    stats = _combine_shards(local, axis_name)
-    return stats, (x, w, b, y, hit, cap, stats.lse + stats.max)
+    out = _combine(local, None if labels is None else labels >= 0, list(extras), axis_name)
+    return out, (x, w, b, cap, labels, targets, weights, out[0])
 
 
-def _linear_vocab_stats_bwd(cfg, axis_name, res, ct):
-    # dL/dlogits = a softmax + c one_hot + d on each device's block, with the global
-    # log-sum-exp: linear_cross_entropy's recomputing backward pass. `max` is a constant
-    # (see _VocabStats); the one-hot term belongs to the device that holds the label.
-    del axis_name
-    x, w, b, y, hit, cap, lse = res
-    coef = (ct.lse, jnp.where(hit, ct.target, jnp.zeros_like(ct.target)), ct.logit_sum)
-    dx, dw, db, _, _ = _fused._logit_stats_bwd(cfg, (x, w, b, y, cap, lse), coef)
-    return dx, dw, db, None, None, None
+def _linear_vocab_stats_bwd(plan, reads, axis_name, res, cotangents):
+    # dL/dlogits from the whole vocabulary's statistics on each device's blocks: the
+    # engine's recomputing backward pass. The one-hot term belongs to the device that
+    # holds the label (the others' local label is -1).
+    x, w, b, cap, labels, targets, weights, stats = res
+    cts, _ = cotangents
+    dx, grads, dt = chunked.linear_softmax_backward(
+        LinearHead(w, b, cap), x, SoftmaxTerms(labels, targets), stats, cts,
+        plan=plan, weights=weights,
+    )  # fmt: skip
+    return dx, grads.weight, grads.bias, None, None, dt, None, None
 
 
 _linear_vocab_stats.defvjp(_linear_vocab_stats_fwd, _linear_vocab_stats_bwd)
 
 
-def _vocab_parallel_linear_cross_entropy(
-    inputs, weight, labels, *, axis_name, bias, reduction, batch_axis_name, **options
-):
-    setup = _fused._setup(
-        inputs,
-        weight,
-        labels,
-        bias=bias,
-        reduction=reduction,
-        shards=jax.lax.axis_size(axis_name),
-        **options,
-    )
-    x, w, b, lab, cfg, (cap, eps, z), dtype, batch_shape = setup
-    num_tokens = x.shape[0]
-    local_label, hit = _local_labels(lab, cfg.num_classes, axis_name)
-    # Every device's gradient is its share (its tokens, its slice of the vocabulary).
-    # Typed as varying over the vocabulary axis and every axis any of them varies over,
-    # the inputs' and parameters' casts transpose to the psums that add the shares: for
-    # the inputs, one psum over axis_name.
-    axes = axis_name if isinstance(axis_name, tuple) else (axis_name,)
-    x, w, b, y, hit = vary_together([x, w, b, local_label, hit], axes)
-    x, y, hit = (setup.padded(a) for a in (x, y, hit))
-    stats = _linear_vocab_stats(cfg, axis_name, x, w, b, y, hit, cap)
-    stats = _VocabStats(*(None if s is None else s[:num_tokens] for s in stats))
-    loss = _token_loss(
-        stats,
-        cfg.num_classes * jax.lax.axis_size(axis_name),
-        eps if cfg.smoothing else None,
-        z if cfg.z_loss else None,
-    )
-    unreduced = finish_class_loss(loss, lab, lab.kept.astype(loss.dtype), dtype)
-    loss = unreduced.reduce(reduction, axis_name=batch_axis_name)
-    return loss.reshape(batch_shape) if reduction == "none" else loss
-
-
+@hyperparameters(
+    axis_name=_axis_name,
+    ignore_index=integer(optional=True),
+    label_smoothing=real(0.0, 1.0),
+    z_loss=real(0.0),
+    logit_softcap=real(0.0, low_open=True, optional=True),
+    reduction=REDUCTION,
+    batch_axis_name=_axis_name,
+    chunk_size=chunked.CHUNK_SIZE,
+)
 def vocab_parallel_linear_cross_entropy(
-    inputs: ArrayLike,
-    weight: ArrayLike,
-    labels: ArrayLike,
+    input: ArrayLike,
+    linear_weight: ArrayLike,
+    target: ArrayLike,
     *,
     axis_name: AxisName,
-    bias: ArrayLike | None = None,
-    ignore_index: int = -100,
+    linear_bias: ArrayLike | None = None,
+    weight: ArrayLike | None = None,
+    ignore_index: int | None = -100,
     label_smoothing: float = 0.0,
     z_loss: float = 0.0,
     logit_softcap: float | None = None,
@@ -423,80 +409,82 @@ def vocab_parallel_linear_cross_entropy(
 
     Called inside ``shard_map``: each device holds the rows of the output layer for its
     slice of the vocabulary, the classes ``[i * V_local, (i + 1) * V_local)`` with
-    ``i = jax.lax.axis_index(axis_name)``, the same ``inputs`` as every device along
-    ``axis_name`` and the global labels. The value and the gradients with respect to
-    ``inputs``, the local ``weight`` and the local ``bias`` equal those of
+    ``i = jax.lax.axis_index(axis_name)``, the same ``input`` as every device along
+    ``axis_name`` and the global class indices (or its slice of the target
+    probabilities). The value and the gradients with respect to ``input``, the local
+    ``linear_weight`` and ``linear_bias`` (and soft targets) equal those of
     :func:`jaxlosses.linear_cross_entropy` with the whole weight (and of
-    :func:`vocab_parallel_cross_entropy` of ``inputs @ weight.T + bias``), but neither
-    the ``N x V`` logits nor this device's ``N x V_local`` slice of them is ever built.
-    With the soft-capped logits :math:`s = c \tanh((x W^\top + b) / c)` (identity
-    without ``logit_softcap``) over the whole vocabulary of :math:`V` classes, each kept
-    token's loss is
+    :func:`vocab_parallel_cross_entropy` of ``input @ linear_weight.T + linear_bias``),
+    with the same options and definition:
 
     .. math::
-        \ell = \mathrm{lse} - (1 - \varepsilon)\, s_y
-               - \frac{\varepsilon}{V} \sum_{v=1}^{V} s_v + \lambda_z\, \mathrm{lse}^2,
-        \qquad \mathrm{lse} = \log \sum_{v=1}^{V} e^{s_v}
+        \ell = (1 - \varepsilon) \sum_c w_c t_c (\mathrm{lse} - s_c)
+             + \frac{\varepsilon}{C} \sum_{c \in F} w_c (\mathrm{lse} - s_c)
+             + \lambda_z\, \omega\, \mathrm{lse}^2
 
-    How: the tokens are processed in chunks (``linear_cross_entropy``'s chunks and
-    blocks, on the local slice): the forward pass keeps each token's local
-    log-sum-exp, target logit (on the device that holds the label) and, with label
-    smoothing, sum of logits, then combines them across ``axis_name`` for all tokens at
-    once with one ``pmax`` and one ``psum`` (of a stacked array). The backward pass
-    recomputes each block of logits (four GEMMs per step, like ``linear_cross_entropy``
-    with ``reduction="none"``; computing the gradient in the forward pass would save one
-    but need the global statistics of every chunk before its gradient, so a ``pmax`` and
-    a ``psum`` per chunk). 16-bit inputs and weights multiply in their own dtype with
-    float32 accumulation.
+    over the whole vocabulary of :math:`C` classes, :math:`s` the soft-capped logits
+    (see :func:`jaxlosses.linear_cross_entropy`). Neither the ``N x C`` logits nor this
+    device's ``N x V_local`` slice of them is ever built.
+
+    How: the tokens are processed in chunks (the chunked engine of
+    :func:`jaxlosses.linear_cross_entropy`, on the local slice): the forward pass keeps
+    each token's local softmax statistics, then combines them across ``axis_name`` for
+    all tokens at once with one ``pmax`` and one ``psum`` (of a stacked array). The
+    backward pass recomputes each block of logits (four GEMMs per step, like
+    ``linear_cross_entropy`` with ``reduction="none"``; computing the gradient in the
+    forward pass would save one but need the global statistics of every chunk before its
+    gradient, so a ``pmax`` and a ``psum`` per chunk). 16-bit inputs and weights multiply
+    in their own dtype with float32 accumulation.
 
     Collectives in the backward pass: the weight and bias gradients are local, but the
     input gradient :math:`\partial L / \partial s \; W_\mathrm{local}` is this device's
     share of a sum over the vocabulary, so one ``psum`` over ``axis_name`` of an
-    ``inputs``-sized array adds the shares (inherent to a vocabulary-parallel output
+    ``input``-sized array adds the shares (inherent to a vocabulary-parallel output
     layer: Megatron-LM's all-reduce in the backward pass of the layer's input). JAX
-    inserts it as the transpose of typing ``inputs`` as varying over ``axis_name``. When
+    inserts it as the transpose of typing ``input`` as varying over ``axis_name``. When
     the tokens are also split over a data axis, the weight and bias gradients get the
     usual data-parallel ``psum`` over it (``shard_map`` does that for any parameter that
-    is replicated over the data axis). Nothing of size ``V`` or ``V_local`` crosses
+    is replicated over the data axis). Nothing of size ``C`` or ``V_local`` crosses
     ``axis_name``, and the weight is never gathered.
 
-    Reverse mode only: ``jax.grad``, ``jax.vjp`` and ``jax.jacrev`` work; forward mode
-    (``jax.jvp``, ``jax.jacfwd``) is not supported (a ``custom_vjp``; use
-    :func:`vocab_parallel_cross_entropy` of ``inputs @ weight.T + bias`` there). Applied
-    inside ``shard_map`` it raises a ``TypeError`` saying so; applied to a jitted
-    ``shard_map``, whose body is already staged out, JAX's own "can't apply forward-mode
-    autodiff (jvp) to a custom_vjp function". Hyperparameters are not differentiated.
+    Reverse mode only (a ``jax.custom_vjp``): ``jax.grad``, ``jax.vjp`` and
+    ``jax.jacrev`` work, and second derivatives built on them; forward mode (``jax.jvp``,
+    ``jax.jacfwd``) raises JAX's ``TypeError`` "can't apply forward-mode autodiff (jvp)
+    to a custom_vjp function" (use :func:`vocab_parallel_cross_entropy` of
+    ``input @ linear_weight.T + linear_bias`` there). Hyperparameters and class weights
+    are not differentiated.
 
     Args:
-      inputs: features, ``(..., H)``, the same on every device along ``axis_name``.
-      weight: this device's rows of the output layer's weight, ``(V_local, H)``
+      input: features, ``(*B, H)``, the same on every device along ``axis_name``.
+      linear_weight: this device's rows of the output layer's weight, ``(V_local, H)``
         (PyTorch's layout); every device along ``axis_name`` holds the same ``V_local``.
-      labels: global class ids in ``[0, V)``, ``inputs.shape[:-1]``.
+      target: global class indices in ``[0, C)`` of shape ``(*B,)``, or this device's
+        slice of the class probabilities, ``(*B, V_local)``.
       axis_name: the mesh axis (or tuple of axes) the vocabulary is split over.
-      bias: optional bias slice, ``(V_local,)``.
-      ignore_index: label value whose tokens are skipped (loss 0, not in the mean).
-      label_smoothing: :math:`\varepsilon \in [0, 1]`, spread over the whole vocabulary
-        (PyTorch's: :math:`\varepsilon / V` on every class, the target included).
-      z_loss: :math:`\lambda_z \ge 0`, the weight of :math:`\mathrm{lse}^2` (PaLM's
-        auxiliary loss).
+      linear_bias: optional bias slice, ``(V_local,)``; a ``-inf`` entry masks its class.
+      weight: this device's slice of the class weights, ``(V_local,)``; the mean's
+        denominator is global.
+      ignore_index: label value whose tokens are skipped (loss 0, not in the mean);
+        None skips none.
+      label_smoothing: :math:`\varepsilon \in [0, 1]`, spread over the whole vocabulary.
+      z_loss: :math:`\lambda_z \ge 0`, the weight of :math:`\mathrm{lse}^2`.
       logit_softcap: :math:`c > 0` to apply :math:`c \tanh(\cdot / c)` to the logits, or
         None.
-      reduction: ``"none"`` (per-token losses, ``labels``' shape), ``"sum"`` or
-        ``"mean"`` (over the kept tokens).
+      reduction: ``"none"`` (per-token losses of shape ``B``), ``"sum"`` or ``"mean"``.
       batch_axis_name: the mesh axis (or axes) the tokens are split over, if any: then
-        ``"mean"`` is the global sum over the global count of kept tokens, and ``"sum"``
-        global (one ``psum`` of two scalars). Without it they reduce this device's
-        tokens only. Not used by ``"none"``.
-      chunk_size: tokens per chunk, or a ``(tokens, vocab)`` pair to also split the
+        ``"mean"`` is the global sum over the global denominator, and ``"sum"`` global
+        (one ``psum`` of two scalars). Without it they reduce this device's tokens only.
+        Not used by ``"none"``.
+      chunk_size: tokens per chunk, or a ``(tokens, classes)`` pair to also split the
         local vocabulary, as for :func:`jaxlosses.linear_cross_entropy` (with
         ``V_local`` in the automatic rule).
-      where: optional boolean mask broadcastable to ``labels``; False tokens are skipped.
+      where: optional boolean mask broadcastable to ``B``; False tokens are skipped.
 
     Returns:
       A scalar (the same on every device of the reduced axes), or per-token losses of
-      ``labels``' shape for ``reduction="none"``, in the promoted dtype of ``inputs`` and
-      ``weight``. A mean over no kept token is 0 with zero gradient; a kept label outside
-      ``[0, V)`` gives nan.
+      shape ``B`` for ``reduction="none"``, in the promoted dtype of ``input`` and
+      ``linear_weight``. A mean over no kept token is 0 with zero gradient; a kept label
+      outside ``[0, C)`` gives nan.
 
     Example:
       >>> import functools
@@ -530,20 +518,50 @@ def vocab_parallel_linear_cross_entropy(
       cross-entropy); Wijmans et al., "Cut Your Losses in Large-Vocabulary Language
       Models", https://arxiv.org/abs/2411.09009 (fused linear cross-entropy)
     """
-    alternative = "vocab_parallel_cross_entropy(inputs @ weight.T + bias, labels, ...)"
-    with _fused._reverse_mode_only("vocab_parallel_linear_cross_entropy", alternative):
-        return _vocab_parallel_linear_cross_entropy(
-            inputs,
-            weight,
-            labels,
-            axis_name=axis_name,
-            bias=bias,
-            ignore_index=ignore_index,
-            label_smoothing=label_smoothing,
-            z_loss=z_loss,
-            logit_softcap=logit_softcap,
-            reduction=reduction,
-            batch_axis_name=batch_axis_name,
-            chunk_size=chunk_size,
-            where=where,
+    if jnp.ndim(linear_weight) != 2:
+        raise ValueError(
+            "linear_weight must be this device's (V_local, H) rows of the output layer, got "
+            f"linear_weight.shape={jnp.shape(linear_weight)}"
         )
+    shards = lax.axis_size(axis_name)
+    inp = prepare_linear_inputs(
+        input, linear_weight, target, linear_bias=linear_bias, weight=weight,
+        ignore_index=ignore_index, where=where, shards=shards,
+    )  # fmt: skip
+    acc = compute_dtype(inp.dtype)
+    local_classes, hidden = inp.num_classes, inp.x.shape[1]
+    eps, zl = _hyper(label_smoothing, acc), _hyper(z_loss, acc)
+    cap = None if logit_softcap is None else lax.stop_gradient(jnp.asarray(logit_softcap, acc))
+    cw = None if inp.class_weight is None else lax.stop_gradient(inp.class_weight)
+    plan = chunked.make_plan(inp.x.shape[0], local_classes, hidden, chunk_size)
+    reads = SoftmaxReads(column_sum=eps is not None)
+    w, b = inp.w[0], None if inp.b is None else inp.b[0]
+    kept = inp.kept[:, 0]
+    if inp.labels is None:
+        labels, extras, targets = None, [], inp.targets[0]
+    else:
+        counted = kept & ~inp.out_of_range[:, 0]
+        labels = _local_labels(inp.labels[:, 0], counted, local_classes, axis_name)
+        extras = [] if cw is None else [_item_weight(labels, cw)]
+        targets = None
+    # Every device's gradient is its share (its tokens, its slice of the vocabulary).
+    # Typed as varying over the vocabulary axis and every axis any of them varies over,
+    # the inputs' and parameters' casts transpose to the psums that add the shares: for
+    # the inputs, one psum over axis_name.
+    x, w, b, labels, targets, cw, *extras = vary_together(
+        [inp.x, w, b, labels, targets, cw, *extras], _axes(axis_name)
+    )
+    stats, summed = _linear_vocab_stats(
+        plan, reads, axis_name, x, w, b, cap, labels, targets, cw, extras
+    )
+    if inp.labels is None:
+        items = (None, kept.astype(acc), kept, None, None)
+    else:
+        w_y = summed[0] if cw is not None else counted.astype(acc)
+        denominator = w_y if cw is not None else kept.astype(acc)
+        items = (w_y, w_y, kept, inp.out_of_range[:, 0], denominator)
+    return _loss_from(
+        stats, items, label_smoothing=eps, z_loss=zl, num_classes=local_classes * shards,
+        dtype=inp.dtype, reduction=reduction, batch_axis_name=batch_axis_name,
+        item_shape=inp.item_shape,
+    )  # fmt: skip

@@ -50,6 +50,29 @@ CASES = {
         (X, W_OUT, Y),  # X read as features (H = 5)
         WHERE,
     ),
+    # regression and divergences
+    "L1Loss": (jl.l1_loss, {"weight": W}, (X, T), WHERE[:, None]),
+    "MSELoss": (jl.mse_loss, {"weight": W, "reduction": "sum"}, (X, T), WHERE[:, None]),
+    "HuberLoss": (jl.huber_loss, {"delta": 0.5, "weight": W}, (X, T), WHERE[:, None]),
+    "SmoothL1Loss": (jl.smooth_l1_loss, {"beta": 0.5}, (X, T), WHERE[:, None]),
+    "KLDivLoss": (
+        jl.kl_div,
+        {"reduction": "batchmean", "log_target": True},
+        (jl.log_softmax(X), jl.log_softmax(2 * T)),
+        WHERE[:, None],
+    ),
+    "PoissonNLLLoss": (
+        jl.poisson_nll_loss,
+        {"log_input": False, "full": True, "eps": 1e-3},
+        (jnp.exp(X), 3 * T),
+        WHERE[:, None],
+    ),
+    "GaussianNLLLoss": (
+        jl.gaussian_nll_loss,
+        {"full": True, "eps": 0.5},
+        (X, T, jnp.exp(X[:, :1])),  # one variance per row
+        WHERE[:, None],
+    ),
     # margin and metric-learning losses
     "MarginRankingLoss": (
         jl.margin_ranking_loss,

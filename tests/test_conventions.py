@@ -26,6 +26,7 @@ PAGE = (ROOT / "docs" / "development.md").read_text()
 # Public functions that are not losses: no reduction, per-example twin or module.
 NOT_LOSSES = {
     "check_labels": "a label check for checkify",
+    "linear_logsumexp": "a statistic of a linear layer's logits (their log-partition function)",
     "log_softmax": "a normaliser, not a loss",
 }
 # Losses over a whole batch (one value per batch): no per-item values to reduce.
@@ -37,7 +38,14 @@ SET_LEVEL = {
 NO_AXIS = {
     "binary_cross_entropy": "elementwise",
     "binary_cross_entropy_with_logits": "elementwise",
+    "gaussian_nll_loss": "elementwise; var's shapes follow PyTorch (one per row: the last axis)",
+    "huber_loss": "elementwise",
+    "kl_div": "elementwise, as PyTorch's (batchmean sums over all but the first axis)",
+    "l1_loss": "elementwise",
+    "mse_loss": "elementwise",
+    "poisson_nll_loss": "elementwise",
     "sigmoid_focal_loss": "elementwise",
+    "smooth_l1_loss": "elementwise",
     "multilabel_soft_margin_loss": "the class axis is last, as in PyTorch's (N, C)",
     "linear_cross_entropy": "input's last axis is contracted with linear_weight, as F.linear",
     # margin and metric-learning losses

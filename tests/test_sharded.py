@@ -141,9 +141,21 @@ CALLS = {
     "f1_loss": lambda x, y, t: jl.f1_loss(x, jnp.maximum(y, 0), where=y >= 0),
     "dice_loss": lambda x, y, t: jl.dice_loss(x, jnp.maximum(y, 0)),
     "log_softmax": lambda x, y, t: jl.log_softmax(x),
+    "linear_logsumexp": lambda x, y, t: jl.linear_logsumexp(x, W_OUT, chunk_size=4),
     "linear_cross_entropy": lambda x, y, t: jl.linear_cross_entropy(
         x, W_OUT, y, label_smoothing=0.1, where=WHERE, chunk_size=4
     ),
+    "gaussian_nll_loss": lambda x, y, t: jl.gaussian_nll_loss(
+        x, t, jnp.exp(x[:, :1]), full=True, where=WHERE[:, None]
+    ),
+    "huber_loss": lambda x, y, t: jl.huber_loss(x, t, delta=0.5, weight=WEIGHT),
+    "kl_div": lambda x, y, t: jl.kl_div(
+        jl.log_softmax(x), jax.nn.softmax(3 * t), reduction="batchmean", where=WHERE[:, None]
+    ),
+    "l1_loss": lambda x, y, t: jl.l1_loss(x, t, weight=WEIGHT, where=WHERE[:, None]),
+    "mse_loss": lambda x, y, t: jl.mse_loss(x, t, reduction="sum"),
+    "poisson_nll_loss": lambda x, y, t: jl.poisson_nll_loss(x, 3 * t, full=True),
+    "smooth_l1_loss": lambda x, y, t: jl.smooth_l1_loss(x, t, beta=0.5),
     "per_example_cross_entropy": lambda x, y, t: jax.vmap(
         functools.partial(jl.per_example.cross_entropy, weight=WEIGHT)
     )(x.reshape(N // 2, 2, C), y.reshape(N // 2, 2)).reshape(N // 2),
@@ -192,9 +204,9 @@ def test_batch_sharded_losses_match_one_device(mesh_name):
     args = (LOGITS, LABELS_IGNORE, TARGETS)
     fns = dict(CALLS)
     if mesh_name.endswith("auto"):
-        # linear_cross_entropy's chunk loop cannot be split by the compiler: on automatic
-        # axes its tokens are gathered (documented), so only its values are checked.
-        lce = {"linear_cross_entropy": fns.pop("linear_cross_entropy")}
+        # The fused losses' chunk loop cannot be split by the compiler: on automatic axes
+        # their tokens are gathered (documented), so only their values are checked.
+        lce = {name: fns.pop(name) for name in ("linear_cross_entropy", "linear_logsumexp")}
         assert_sharded_matches(lce, args, specs, mesh_name, one_device_results())
     hlo = assert_sharded_matches(fns, args, specs, mesh_name, one_device_results())
     # Sums over the batch are all-reduces of partial sums; no input is gathered (on
@@ -493,7 +505,7 @@ def test_vocab_parallel_where_mask():
         (dict(reduction="avg"), "reduction"),
         (dict(label_smoothing=1.5), "label_smoothing"),
         (dict(z_loss=-1.0), "z_loss"),
-        (dict(labels=V_LABELS[:-1]), "labels must have the shape"),
+        (dict(labels=V_LABELS[:-1]), "target must have the shape"),
     ],
 )
 def test_vocab_parallel_rejects_bad_arguments(kwargs, match):

@@ -166,6 +166,16 @@ def check_broadcastable(name: str, x: jax.Array, shape: tuple[int, ...], *, to: 
         )
 
 
+def broadcast_shapes(**arrays: jax.Array) -> tuple[int, ...]:
+    """The shape the named arrays broadcast to, or a ``ValueError`` naming their shapes."""
+    try:
+        return tuple(np.broadcast_shapes(*(a.shape for a in arrays.values())))
+    except ValueError:
+        shapes = ", ".join(f"{name}.shape={a.shape}" for name, a in arrays.items())
+        names = " and ".join(arrays)
+        raise ValueError(f"{names} must broadcast to one shape, got {shapes}") from None
+
+
 def as_where(where, shape: tuple[int, ...], *, to: str = "unreduced loss") -> jax.Array | None:
     """Validates an optional boolean mask and broadcasts it to ``shape``."""
     if where is None:

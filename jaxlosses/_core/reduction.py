@@ -9,6 +9,7 @@ Conventions (PyTorch's denominators, optax's masks):
   class-index targets with a class ``weight`` (PyTorch's weighted mean), otherwise the
   number of kept items. A mean over nothing (every item ignored or masked) is ``0``
   with a zero gradient rather than PyTorch's ``nan``.
+* ``"batchmean"`` (``kl_div``'s) divides the sum by the batch size ``loss.shape[0]``.
 
 Sums are accumulated in float32 (or float64 when the input is float64); the result is
 cast back to the input's dtype.
@@ -58,9 +59,11 @@ def reduce_loss(
 
     Args:
       loss: the unreduced loss, already zero where ``mask`` is False.
-      reduction: ``"mean"``, ``"sum"``, ``"none"``, or ``checks.PER_EXAMPLE`` (the mean
-        over the kept items, whatever the ``denominator``: one example's loss, exactly
-        the unreduced loss for a one-item example).
+      reduction: ``"mean"``, ``"sum"``, ``"none"``, ``"batchmean"`` (PyTorch's
+        ``kl_div``: the sum over ``loss.shape[0]``, or over the kept rows with a mask; the
+        sum for a scalar), or ``checks.PER_EXAMPLE`` (the mean over the kept items,
+        whatever the ``denominator``: one example's loss, exactly the unreduced loss for a
+        one-item example).
       mask: optional boolean array of ``loss``'s shape; the kept items.
       denominator: optional per-item weights whose sum divides a ``"mean"`` (they must
         already be zero for dropped items). Defaults to the count of kept items.
@@ -75,12 +78,12 @@ def reduce_loss(
         if loss.ndim == 0:
             return loss.astype(out_dtype)
         reduction, denominator = "mean", None
-    checks.check_reduction(reduction)
+    checks.check_reduction(reduction, allowed=(*checks.REDUCTIONS, "batchmean"))
     if reduction == "none":
         return loss.astype(out_dtype)
     acc = compute_dtype(loss.dtype)
     total = jnp.sum(loss, dtype=acc)
-    if reduction == "sum":
+    if reduction == "sum" or (reduction == "batchmean" and loss.ndim == 0):
         if axis_name is not None:
             total = jax.lax.psum(total, axis_name)
         return total.astype(out_dtype)
@@ -90,6 +93,11 @@ def reduce_loss(
         count = jnp.sum(mask, dtype=acc)
     else:
         count = jnp.asarray(loss.size, acc)
+    if reduction == "batchmean":
+        # PyTorch's batchmean: the sum over the batch size loss.shape[0]. With a mask, the
+        # kept elements counted in rows (kept / elements per row): rows masked whole
+        # leave the denominator, as items do from a "mean".
+        count = count / max(loss.size // max(loss.shape[0], 1), 1)
     if axis_name is not None:
         total, count = jax.lax.psum(jnp.stack([total, count]), axis_name)
     return safe_divide(total, count).astype(out_dtype)

@@ -133,13 +133,8 @@ def multilabel_margin(x: jax.Array, target: jax.Array) -> jax.Array:
 # shared argument handling
 
 
-def sign_target(target, shape: tuple[int, ...], dtype, *, to: str) -> tuple[jax.Array, jax.Array]:
-    """Validates a target of 1 and -1 of ``shape``; returns it in ``dtype`` and its validity.
-
-    Integer or floating (a bool is neither 1 nor -1). Entries other than 1 and -1 are
-    marked invalid: the losses return nan there, where PyTorch's formulas quietly give a
-    number (0 for the cosine embedding loss).
-    """
+def as_sign_target(target) -> jax.Array:
+    """A target of 1 and -1: integers or floats (a bool is neither 1 nor -1)."""
     target = jnp.asarray(target)
     if target.dtype == jnp.bool_ or not (
         jnp.issubdtype(target.dtype, jnp.integer) or jnp.issubdtype(target.dtype, jnp.floating)
@@ -148,21 +143,40 @@ def sign_target(target, shape: tuple[int, ...], dtype, *, to: str) -> tuple[jax.
             f"target must hold 1 and -1 as integers or floats, got dtype {target.dtype} "
             f"(shape {target.shape})"
         )
-    if target.shape != tuple(shape):
-        raise ValueError(
-            f"target must have the shape of the {to}, {tuple(shape)}, got target.shape="
-            f"{target.shape}"
-        )
+    return target
+
+
+def sign_target(target, shape: tuple[int, ...], dtype, *, to: str) -> tuple[jax.Array, jax.Array]:
+    """A target of 1 and -1 broadcast to ``shape``, in ``dtype``, and its validity.
+
+    Entries other than 1 and -1 are marked invalid: the losses return nan there, where
+    PyTorch's formulas quietly give a number (0 for the cosine embedding loss).
+    """
+    target = as_sign_target(target)
+    checks.check_broadcastable("target", target, shape, to=to)
+    target = jnp.broadcast_to(target, shape)
     return target.astype(dtype), (target == 1) | (target == -1)
 
 
-def float_inputs(*named) -> tuple[list[jax.Array], jnp.dtype]:
-    """``(name, array)`` pairs of one floating shape, in their compute dtype; the result dtype."""
-    arrays = [checks.as_float_array(name, x) for name, x in named]
-    for (name, _), x in zip(named[1:], arrays[1:], strict=True):
-        checks.check_same_shape(named[0][0], arrays[0], name, x)
-    dtype = jnp.result_type(*arrays)
-    return [x.astype(compute_dtype(dtype)) for x in arrays], dtype
+def float_inputs(*named, same_rank: bool = False, broadcast: bool = True):
+    """``(name, array)`` pairs of floating arrays that broadcast together.
+
+    Returns them in their compute dtype (broadcast to one shape unless ``broadcast`` is
+    False), that shape, and the result dtype. ``same_rank``: PyTorch's rule for the pair
+    and triplet losses, which refuse inputs of different ranks even where they broadcast.
+    The arrays are copies (free under ``jax.jit``): ``jax.vmap`` over NumPy arrays inside
+    ``jax.jit`` would otherwise hand a ``custom_jvp`` primitive a non-canonical constant.
+    """
+    arrays = {name: checks.as_float_array(name, x) for name, x in named}
+    if same_rank and len({x.ndim for x in arrays.values()}) != 1:
+        shapes = ", ".join(f"{name}.shape={x.shape}" for name, x in arrays.items())
+        raise ValueError(f"{', '.join(arrays)} must have the same rank, got {shapes}")
+    shape = checks.broadcast_shapes(**arrays)
+    dtype = jnp.result_type(*arrays.values())
+    xs = [jnp.asarray(x, compute_dtype(dtype), copy=True) for x in arrays.values()]
+    if broadcast:
+        xs = [jnp.broadcast_to(x, shape) for x in xs]
+    return xs, shape, dtype
 
 
 def finish_loss(loss: jax.Array, where, dtype, *, valid=None) -> Unreduced:
@@ -200,8 +214,8 @@ def margin_ranking_loss(
 
     Args:
       input1: scores of any shape (a scalar works).
-      input2: scores of ``input1``'s shape (no broadcasting, as in PyTorch).
-      target: 1 or -1 (integers or floats) of ``input1``'s shape; other values give nan
+      input2: scores of ``input1``'s rank; the three inputs broadcast together.
+      target: 1 or -1 (integers or floats), of the same rank; other values give nan
         (PyTorch computes the formula with them).
       margin: the margin (any real).
       reduction: ``"mean"`` (over elements), ``"sum"`` or ``"none"``.
@@ -218,8 +232,16 @@ def margin_ranking_loss(
       ...                               reduction="none")
       Array([0.  , 0.75, 0.5 ], dtype=float32)
     """
-    (x1, x2), dtype = float_inputs(("input1", input1), ("input2", input2))
-    y, valid = sign_target(target, x1.shape, x1.dtype, to="inputs")
+    target = as_sign_target(target)
+    (x1, x2), shape, dtype = float_inputs(("input1", input1), ("input2", input2))
+    if target.ndim != x1.ndim:  # PyTorch's rule: one rank for the three
+        raise ValueError(
+            f"input1, input2 and target must have the same rank, got input1.shape="
+            f"{jnp.shape(input1)}, input2.shape={jnp.shape(input2)}, target.shape={target.shape}"
+        )
+    shape = checks.broadcast_shapes(inputs=x1, target=target)
+    x1, x2 = jnp.broadcast_to(x1, shape), jnp.broadcast_to(x2, shape)
+    y, valid = sign_target(target, shape, x1.dtype, to="inputs")
     loss = margin_ranking(x1, x2, y, jnp.asarray(margin, x1.dtype))
     return finish_loss(loss, where, dtype, valid=valid).reduce(reduction)
 
@@ -247,8 +269,8 @@ def hinge_embedding_loss(
 
     Args:
       input: distances (or scores) of any shape.
-      target: 1 or -1 (integers or floats) of ``input``'s shape; other values give nan
-        (PyTorch returns ``x + max(0, margin - x)`` for them).
+      target: 1 or -1 (integers or floats) that broadcasts with ``input``; other values
+        give nan (PyTorch returns ``x + max(0, margin - x)`` for them).
       margin: the margin for ``y = -1`` (any real).
       reduction: ``"mean"`` (over elements), ``"sum"`` or ``"none"``.
       where: optional boolean mask broadcastable to ``input``.
@@ -263,9 +285,10 @@ def hinge_embedding_loss(
       >>> jaxlosses.hinge_embedding_loss(distance, jnp.array([1, -1, -1]), reduction="none")
       Array([0.25, 0.75, 0.  ], dtype=float32)
     """
-    (x,), dtype = float_inputs(("input", input))
-    y, valid = sign_target(target, x.shape, x.dtype, to="input")
-    loss = hinge_embedding(x, y, jnp.asarray(margin, x.dtype))
+    (x,), _, dtype = float_inputs(("input", input))
+    shape = checks.broadcast_shapes(input=x, target=as_sign_target(target))
+    y, valid = sign_target(target, shape, x.dtype, to="loss")
+    loss = hinge_embedding(jnp.broadcast_to(x, shape), y, jnp.asarray(margin, x.dtype))
     return finish_loss(loss, where, dtype, valid=valid).reduce(reduction)
 
 
@@ -290,7 +313,8 @@ def soft_margin_loss(
 
     Args:
       input: scores (logits) of any shape.
-      target: 1 or -1 (integers or floats) of ``input``'s shape; other values give nan.
+      target: 1 or -1 (integers or floats) broadcastable to ``input``'s shape; other
+        values give nan.
       reduction: ``"mean"`` (over elements), ``"sum"`` or ``"none"``.
       where: optional boolean mask broadcastable to ``input``.
 
@@ -304,8 +328,8 @@ def soft_margin_loss(
       ...                            reduction="none").round(4)
       Array([0.1269, 1.3133], dtype=float32)
     """
-    (x,), dtype = float_inputs(("input", input))
-    y, valid = sign_target(target, x.shape, x.dtype, to="input")
+    (x,), _, dtype = float_inputs(("input", input))
+    y, valid = sign_target(target, x.shape, x.dtype, to="input")  # PyTorch's: to the input
     mask = checks.as_where(where, x.shape, to="input")
     # nan in the target itself, not a select after softplus: XLA:CPU then keeps the loss
     # and its gradient in one pass each (masked items keep their target: no nan there)

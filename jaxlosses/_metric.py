@@ -60,28 +60,15 @@ def _norm_degree(name: str, value) -> None:
     real(0.0, low_open=True)(name, value)
 
 
+def _triplet_inputs(anchor, positive, negative):
+    """PyTorch's rule: one rank, broadcasting (not broadcast here: the distances do)."""
+    named = (("anchor", anchor), ("positive", positive), ("negative", negative))
+    return float_inputs(*named, same_rank=True, broadcast=False)
+
+
 def _callable_or_none(name: str, value) -> None:
     if value is not None and not callable(value):
         raise TypeError(f"{name} must be a callable or None, got {type(value).__name__}")
-
-
-def _triplet_inputs(anchor, positive, negative) -> tuple[list[jax.Array], jnp.dtype]:
-    """Floating inputs of one rank that broadcast (PyTorch's rule), in the compute dtype."""
-    named = (("anchor", anchor), ("positive", positive), ("negative", negative))
-    arrays = [checks.as_float_array(name, x) for name, x in named]
-    shapes = ", ".join(
-        f"{name}.shape={x.shape}" for (name, _), x in zip(named, arrays, strict=True)
-    )
-    if len({x.ndim for x in arrays}) != 1:
-        raise ValueError(f"anchor, positive and negative must have the same rank, got {shapes}")
-    try:
-        np.broadcast_shapes(*(x.shape for x in arrays))
-    except ValueError:
-        raise ValueError(f"anchor, positive and negative must broadcast, got {shapes}") from None
-    dtype = jnp.result_type(*arrays)
-    # A copy (free under jit): ``jax.vmap`` over NumPy arrays inside ``jax.jit`` would
-    # otherwise hand the custom_jvp distance a non-canonical constant (a JAX assertion).
-    return [jnp.asarray(x, compute_dtype(dtype), copy=True) for x in arrays], dtype
 
 
 # --------------------------------------------------------------------------------------
@@ -117,9 +104,10 @@ def cosine_embedding_loss(
     Args:
       input1: embeddings ``(..., D)`` (the feature axis is ``axis``); unbatched ``(D,)``
         works.
-      input2: embeddings of ``input1``'s shape.
+      input2: embeddings that broadcast with ``input1``.
       target: 1 (similar) or -1 (dissimilar), integers or floats, of the inputs' shape
-        without ``axis``; other values give nan (PyTorch's loss is 0 there).
+        without ``axis`` (or broadcastable to it); other values give nan (PyTorch's loss
+        is 0 there).
       margin: in ``[-1, 1]``; PyTorch suggests 0 to 0.5.
       reduction: ``"mean"`` (over pairs), ``"sum"`` or ``"none"``.
       axis: the feature axis.
@@ -138,7 +126,7 @@ def cosine_embedding_loss(
       ...                                 reduction="none").round(4)
       Array([0.2929, 0.5   , 1.    ], dtype=float32)
     """
-    (x1, x2), dtype = float_inputs(("input1", input1), ("input2", input2))
+    (x1, x2), _, dtype = float_inputs(("input1", input1), ("input2", input2))
     axis = checks.normalize_axis(axis, x1.ndim)
     x1, x2 = jnp.moveaxis(x1, axis, -1), jnp.moveaxis(x2, axis, -1)
     y, valid = sign_target(target, x1.shape[:-1], x1.dtype, to="inputs without the axis")
@@ -219,7 +207,7 @@ def triplet_margin_loss(
       Schroff et al., "FaceNet: A Unified Embedding for Face Recognition and
       Clustering", https://arxiv.org/abs/1503.03832
     """
-    (a, pos, neg), dtype = _triplet_inputs(anchor, positive, negative)
+    (a, pos, neg), _, dtype = _triplet_inputs(anchor, positive, negative)
     axis = checks.normalize_axis(axis, a.ndim)
     a, pos, neg = (jnp.moveaxis(x, axis, -1) for x in (a, pos, neg))
     e, p = jnp.asarray(eps, a.dtype), float(p)
@@ -291,7 +279,7 @@ def triplet_margin_with_distance_loss(
       ...                                             distance_function=l1)
       Array(0.5, dtype=float32)
     """
-    (a, pos, neg), dtype = _triplet_inputs(anchor, positive, negative)
+    (a, pos, neg), _, dtype = _triplet_inputs(anchor, positive, negative)
     distance = pairwise_distance if distance_function is None else distance_function
 
     def dist(x, y, name):
@@ -302,8 +290,6 @@ def triplet_margin_with_distance_loss(
 
     d_pos = dist(a, pos, "(anchor, positive)")
     d_neg = dist(a, neg, "(anchor, negative)")
-    if swap:
-        d_neg = jnp.minimum(d_neg, dist(pos, neg, "(positive, negative)"))
     try:
         np.broadcast_shapes(d_pos.shape, d_neg.shape)
     except ValueError:
@@ -311,5 +297,7 @@ def triplet_margin_with_distance_loss(
             "distance_function's distances do not broadcast: "
             f"d(anchor, positive).shape={d_pos.shape}, d(anchor, negative).shape={d_neg.shape}"
         ) from None
+    if swap:
+        d_neg = jnp.minimum(d_neg, dist(pos, neg, "(positive, negative)"))
     loss = triplet_margin(d_pos, d_neg, jnp.asarray(margin, d_pos.dtype))
     return finish_loss(loss, where, dtype).reduce(reduction)

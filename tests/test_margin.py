@@ -73,6 +73,20 @@ def test_hinge_embedding_matches_torch(shape, reduction):
         )
 
 
+def test_targets_and_inputs_broadcast_as_in_pytorch():
+    r = rng(20)
+    x, x2 = _scores(r, (N, D)), _scores(r, (1, D))
+    y_rows, y = _signs(r, (N, 1)), _signs(r, (N, D))
+    for jax_fn, torch_fn, args, diff in [
+        (jl.soft_margin_loss, F.soft_margin_loss, [x, y_rows], [0]),
+        (jl.hinge_embedding_loss, F.hinge_embedding_loss, [np.abs(x), y_rows], [0]),
+        (jl.hinge_embedding_loss, F.hinge_embedding_loss, [np.abs(x[:, :1]), y], [0]),
+        (jl.margin_ranking_loss, F.margin_ranking_loss, [x, x2, y_rows], [0, 1]),
+        (jl.cosine_embedding_loss, F.cosine_embedding_loss, [x, x2, y[:, 0]], [0, 1]),
+    ]:
+        assert_matches_torch(jax_fn, torch_fn, args, diff)
+
+
 @pytest.mark.parametrize("shape", [(N, D), ()])
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 def test_soft_margin_matches_torch(shape, reduction):
@@ -507,8 +521,8 @@ Y4 = jnp.array([1, -1, 1, -1])
         (lambda: jl.multi_margin_loss(X, jnp.zeros(3, int)), ValueError, r"target\.shape=\(3,\)"),
         (lambda: jl.multilabel_margin_loss(X, jnp.zeros(4, int)), ValueError, r"input's shape"),
         (lambda: jl.multilabel_margin_loss(X, X), TypeError, r"target must hold integer"),
-        (lambda: jl.margin_ranking_loss(X, X[:1], X), ValueError, r"input1 and input2 must have"),
-        (lambda: jl.margin_ranking_loss(X, X, Y4), ValueError, r"target must have the shape"),
+        (lambda: jl.margin_ranking_loss(X, X[:, :3], X), ValueError, r"input1 and input2 must"),
+        (lambda: jl.margin_ranking_loss(X, X, Y4), ValueError, r"same rank.*target\.shape=\(4,\)"),
         (lambda: jl.margin_ranking_loss(X, X, X > 0), TypeError, r"target must hold 1 and -1"),
         (lambda: jl.margin_ranking_loss(X, X, X, reduction="avg"), ValueError, r"reduction"),
         (
@@ -516,9 +530,10 @@ Y4 = jnp.array([1, -1, 1, -1])
             TypeError,
             r"input must have a",
         ),
-        (lambda: jl.soft_margin_loss(X, Y4), ValueError, r"target must have the shape"),
-        (lambda: jl.cosine_embedding_loss(X, X, X), ValueError, r"without the axis, \(4,\)"),
-        (lambda: jl.cosine_embedding_loss(X, X.T, Y4), ValueError, r"input1 and input2"),
+        (lambda: jl.soft_margin_loss(X, Y4), ValueError, r"target of shape \(4,\) does not"),
+        (lambda: jl.soft_margin_loss(X[:, :1], X), ValueError, r"to the input of shape \(4, 1\)"),
+        (lambda: jl.cosine_embedding_loss(X, X, X), ValueError, r"inputs without the axis of"),
+        (lambda: jl.cosine_embedding_loss(X, X.T, Y4), ValueError, r"input1 and input2 must"),
         (lambda: jl.cosine_embedding_loss(X, X, Y4, margin=1.5), ValueError, r"margin must be in"),
         (lambda: jl.triplet_margin_loss(X, X, X[0]), ValueError, r"same rank.*negative\.shape"),
         (lambda: jl.triplet_margin_loss(X, X[:3], X), ValueError, r"must broadcast"),

@@ -399,8 +399,8 @@ def multi_margin_loss(
     """
     inputs, axis = class_inputs("input", input, axis, where)
     lab = class_labels(inputs, target, axis, None, name="target")
-    loss = multi_margin(inputs.x, lab.safe, jnp.asarray(margin, inputs.x.dtype), p)
     w = class_weight(weight, inputs.num_classes, inputs.x.dtype)
+    loss = multi_margin(inputs.x, lab.safe, jnp.asarray(margin, inputs.x.dtype), p)
     if w is not None:
         loss = loss * lab.item_weight(w, inputs.x.dtype)
     kept = lab.item_weight(None, inputs.x.dtype)

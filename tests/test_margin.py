@@ -27,6 +27,10 @@ REDUCTIONS = ["mean", "sum", "none"]
 N, D = 6, 5
 
 
+# (shape, reduction): every reduction on a batch, and a scalar (PyTorch's unbatched input)
+CASES = [*(((N, D), r) for r in REDUCTIONS), ((), "none")]
+
+
 def _signs(r, shape):
     return np.where(r.uniform(size=shape) < 0.5, 1, -1).astype(np.int64)
 
@@ -43,8 +47,7 @@ def _scores(r, shape):
 # elementwise margin losses
 
 
-@pytest.mark.parametrize("shape", [(N, D), (D,), ()])
-@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("shape,reduction", CASES)
 def test_margin_ranking_matches_torch(shape, reduction):
     r = rng(0)
     x1, x2, y = _scores(r, shape), _scores(r, shape), _signs(r, shape)
@@ -59,8 +62,7 @@ def test_margin_ranking_matches_torch(shape, reduction):
         )
 
 
-@pytest.mark.parametrize("shape", [(N, D), ()])
-@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("shape,reduction", CASES)
 def test_hinge_embedding_matches_torch(shape, reduction):
     r = rng(1)
     x, y = np.abs(_scores(r, shape)), _signs(r, shape)
@@ -82,13 +84,11 @@ def test_targets_and_inputs_broadcast_as_in_pytorch():
         (jl.hinge_embedding_loss, F.hinge_embedding_loss, [np.abs(x), y_rows], [0]),
         (jl.hinge_embedding_loss, F.hinge_embedding_loss, [np.abs(x[:, :1]), y], [0]),
         (jl.margin_ranking_loss, F.margin_ranking_loss, [x, x2, y_rows], [0, 1]),
-        (jl.cosine_embedding_loss, F.cosine_embedding_loss, [x, x2, y[:, 0]], [0, 1]),
     ]:
         assert_matches_torch(jax_fn, torch_fn, args, diff)
 
 
-@pytest.mark.parametrize("shape", [(N, D), ()])
-@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("shape,reduction", CASES)
 def test_soft_margin_matches_torch(shape, reduction):
     r = rng(2)
     x, y = _scores(r, shape) * 4, _signs(r, shape).astype(np.float32)
@@ -108,8 +108,7 @@ def test_soft_margin_matches_torch(shape, reduction):
     "layout,p,weighted,reduction",
     [
         *itertools.product(["NC"], [1, 2], [False, True], REDUCTIONS),
-        ("C", 1, True, "none"),
-        ("C", 2, False, "mean"),
+        ("C", 2, True, "none"),
     ],
 )
 def test_multi_margin_matches_torch(layout, p, weighted, reduction):
@@ -140,8 +139,7 @@ def _padded_lists(r, shape):
     return t.reshape(shape)
 
 
-@pytest.mark.parametrize("shape", [(N, D), (D,)])
-@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("shape,reduction", [*(((N, D), r) for r in REDUCTIONS), ((D,), "none")])
 def test_multilabel_margin_matches_torch(shape, reduction):
     r = rng(4)
     x = _scores(r, shape) if len(shape) > 1 else _scores(r, (2, *shape))[0]
@@ -160,13 +158,13 @@ def test_multilabel_margin_matches_torch(shape, reduction):
 
 def _pairs(r):
     """Random pairs, then rows at the kinks and at zero vectors."""
-    a = r.standard_normal((8, D)).astype(np.float32)
-    b = r.standard_normal((8, D)).astype(np.float32)
+    a = r.standard_normal((N, D)).astype(np.float32)
+    b = r.standard_normal((N, D)).astype(np.float32)
     b[1] = 2 * a[1]  # cos = 1 (the kink of margin 1 for y = -1)
     a[2], b[2] = np.eye(D)[0], np.eye(D)[1]  # cos = 0 (the kink of margin 0)
     a[3] = 0.0  # a zero vector: cos = 0, PyTorch's finite (large) gradient
     a[4], b[4] = 0.0, 0.0
-    y = np.array([1, -1, -1, 1, -1, -1, 1, -1])
+    y = np.array([1, -1, -1, 1, -1, -1])
     return a, b, y
 
 
@@ -215,7 +213,8 @@ def _triplets(r, d=D):
 @pytest.mark.parametrize(
     "norm,swap,eps",
     [
-        *itertools.product([1.0, 2.0, 3.0, float("inf")], [False, True], [1e-6, 0.0]),
+        *((p, False, 1e-6) for p in [1.0, 1.5, 2.0, 3.0, float("inf")]),
+        *((p, True, 0.0) for p in [1.0, 1.5, 2.0, 3.0, float("inf")]),  # d(a, p) = 0 exactly
         (0.5, True, 1e-6),
     ],
 )
@@ -322,27 +321,34 @@ def _losses(r, dtype=np.float32):
 
 @functools.cache
 def _all_modes():
-    """One compiled program: every loss's value, gradient, tangent and Hessian at ``x``."""
+    """One compiled program: every loss's value, gradient, forward-mode tangent and two
+    Hessian-vector products (forward over reverse, as ``jax.hessian``) at ``x``."""
     fns = _losses(rng(13))
 
     @jax.jit
-    def modes(x, v):
-        return {
-            name: (f(x), jax.grad(f)(x), jax.jvp(f, (x,), (v,))[1], jax.hessian(f)(x))
-            for name, f in fns.items()
-        }
+    def modes(x, u, v):
+        out = {}
+        for name, f in fns.items():
+            hvp = lambda w, f=f: jax.jvp(jax.grad(f), (x,), (w,))[1]  # noqa: E731
+            out[name] = (f(x), jax.grad(f)(x), jax.jvp(f, (x,), (v,))[1], hvp(u), hvp(v))
+        return out
 
     return modes
 
 
 def test_every_autodiff_mode_runs_and_agrees():
     r = rng(13)
-    x, v = (jnp.asarray(r.standard_normal((N, D)), jnp.float32) for _ in range(2))
-    for name, (_, grad, tangent, hess) in _all_modes()(x, v).items():
+    x, u, v = (jnp.asarray(r.standard_normal((N, D)), jnp.float32) for _ in range(3))
+    for name, (_, grad, tangent, hu, hv) in _all_modes()(x, u, v).items():
         np.testing.assert_allclose(tangent, jnp.vdot(grad, v), rtol=1e-4, atol=1e-5, err_msg=name)
-        hess = hess.reshape(N * D, N * D)
-        assert _finite(grad, hess), name
-        chex.assert_trees_all_close(hess, hess.T, rtol=1e-4, atol=1e-5, custom_message=name)
+        assert _finite(grad, hu, hv), name
+        # the Hessian is symmetric: v . H u = u . H v
+        np.testing.assert_allclose(jnp.vdot(v, hu), jnp.vdot(u, hv), rtol=1e-4, atol=1e-5)
+    # jax.hessian itself, on the losses with their own derivative rules
+    cos = _losses(r)["cosine_embedding"]
+    hess = jax.jit(jax.hessian(cos))(x).reshape(N * D, N * D)
+    assert _finite(hess)
+    chex.assert_trees_all_close(hess, hess.T, rtol=1e-4, atol=1e-5)
 
 
 def test_low_precision_is_computed_in_float32():
@@ -354,34 +360,21 @@ def test_low_precision_is_computed_in_float32():
     @jax.jit
     def run(x):
         return {
-            (jnp.dtype(dtype).name, n): (
-                jax.value_and_grad(f)(x.astype(dtype)),
-                f(x.astype(dtype).astype(jnp.float32)),
-            )
+            (jnp.dtype(dtype).name, n): (f(x.astype(dtype)), f(x.astype(dtype).astype(float)))
             for dtype in dtypes
             for n, f in fns[dtype].items()
         }
 
-    for (dtype, name), ((value, grad), value32) in run(jnp.asarray(x, jnp.float32)).items():
-        chex.assert_type([value, grad], dtype)
+    for (dtype, name), (value, value32) in run(jnp.asarray(x, jnp.float32)).items():
+        chex.assert_type(value, dtype)
         assert value == value32.astype(dtype), name  # the float32 loss, rounded once
 
 
-def test_distance_zero_with_eps_zero_has_pytorchs_zero_subgradient():
+def test_the_naive_distance_gradient_is_nan_at_zero():
+    # the guard is needed: autodiff of the norm is nan at d = 0, where the triplet tests
+    # above (swap, eps = 0, d(a, p) = 0) find PyTorch's finite subgradient
     x = jnp.asarray(rng(11).standard_normal((N, D)), jnp.float32)
-
-    @jax.jit
-    def grads(x):
-        g = {
-            p: jax.grad(jl.triplet_margin_loss, argnums=(0, 1, 2))(x, x, x + 3.0, p=p, eps=0.0)
-            for p in [1.0, 1.5, 2.0, 3.0, float("inf")]
-        }
-        naive = jax.grad(lambda a, b: jnp.sum(jnp.linalg.norm(a - b, axis=-1)))(x, x)
-        return g, naive
-
-    ours, naive = grads(x)
-    assert _finite(ours)
-    assert not _finite(naive)  # the guard is needed: autodiff of the norm is nan there
+    assert not _finite(jax.grad(lambda a, b: jnp.sum(jnp.linalg.norm(a - b, axis=-1)))(x, x))
 
 
 def test_extreme_inputs_give_finite_values_and_gradients():
@@ -389,7 +382,7 @@ def test_extreme_inputs_give_finite_values_and_gradients():
     big = (r.standard_normal((N, D)) * 1e30).astype(np.float32)
     other = r.standard_normal((N, D)).astype(np.float32)
     pair = _signs(r, N)
-    for name, (value, grad, *_) in _all_modes()(big, other).items():
+    for name, (value, grad, *_) in _all_modes()(big, other, other).items():
         if name != "multi_margin_p2":  # its squared hinge, about 1e60, is not a float32
             assert _finite(value, grad), name
 
@@ -591,34 +584,20 @@ def _minkowski(x, y, p):
     return jnp.sum(jnp.abs(x - y) ** p, axis=-1) ** (1 / p)
 
 
-def test_nnx_module_with_a_distance_function_jits_once_and_trains():
-    class Embed(nnx.Module):
-        def __init__(self, rngs):
-            self.linear = nnx.Linear(D, 3, rngs=rngs)
-            self.loss = jl.nnx.TripletMarginWithDistanceLoss(
-                distance_function=functools.partial(_minkowski, p=3.0), margin=0.5
-            )
-
-    model = Embed(nnx.Rngs(0))
+def test_nnx_module_with_a_distance_function_jits_once():
+    # the distance function is a static attribute: one trace for every call
+    distance = functools.partial(_minkowski, p=3.0)
+    loss = jl.nnx.TripletMarginWithDistanceLoss(distance_function=distance, margin=0.5)
     a, p, n = (jnp.asarray(x) for x in _triplets(rng(17)))
 
     @nnx.jit
     @chex.assert_max_traces(n=1)
-    def loss_and_grad(model, a, p, n):
-        def f(m):
-            return m.loss(m.linear(a), m.linear(p), m.linear(n))
-
-        return nnx.value_and_grad(f)(model)
+    def value_and_grad(loss, a, p, n):
+        return jax.value_and_grad(lambda u: loss(u, p, n))(a)
 
     chex.clear_trace_counter()
     for k in range(3):
-        value, grads = loss_and_grad(model, a + k, p, n)
-    want = jl.triplet_margin_with_distance_loss(
-        model.linear(a + 2),
-        model.linear(p),
-        model.linear(n),
-        distance_function=functools.partial(_minkowski, p=3.0),
-        margin=0.5,
-    )
+        value, grad = value_and_grad(loss, a + k, p, n)
+    want = jl.triplet_margin_with_distance_loss(a + 2, p, n, distance_function=distance, margin=0.5)
     np.testing.assert_allclose(value, want, rtol=1e-6)
-    assert _finite(nnx.state(grads, nnx.Param))
+    assert _finite(grad)

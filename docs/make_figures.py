@@ -378,6 +378,87 @@ def divergence_losses(plt):
     return _save(fig, "divergence_losses.png")
 
 
+def contrastive_losses(plt):
+    """CLIP's and SigLIP's per-item loss against the cosine similarity of the positive pair."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    import jaxlosses as jl
+
+    n = 8  # items; every negative pair is orthogonal (cosine 0)
+    eye = jnp.eye(2 * n)
+    img = eye[:n]
+
+    @jax.jit
+    @jax.vmap
+    def losses(c):
+        txt = c * eye[:n] + jnp.sqrt(1 - c**2) * eye[n:]
+        return (
+            jl.clip_loss(img, txt, 1 / 0.07),
+            jl.clip_loss(img, txt, 1 / 0.07, label_smoothing=0.1),
+            jl.siglip_loss(img, txt, 10.0, -10.0),
+            jl.info_nce(img, txt, temperature=0.1),
+        )
+
+    c = np.linspace(-0.99, 0.99, 300, dtype=np.float32)
+    clip, clip_smooth, siglip, info = (np.asarray(x) for x in losses(c))
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    ax.plot(c, clip, color=BLUE, lw=2, label="clip_loss, scale 1/0.07")
+    ax.plot(c, clip_smooth, color=BLUE, ls="--", lw=1.5, label="clip_loss, label_smoothing=0.1")
+    ax.plot(c, siglip, color=ORANGE, lw=2, label="siglip_loss, scale 10, bias -10")
+    ax.plot(c, info, color=GREEN, lw=2, ls=":", label="info_nce, temperature 0.1")
+    ax.set(
+        xlim=(-1, 1),
+        ylim=(0, None),
+        xlabel="cosine similarity of each matching pair (the other pairs: 0)",
+        ylabel="loss",
+        title=f"Contrastive losses of a batch of {n} pairs",
+    )
+    ax.legend(loc="upper right")
+    return _save(fig, "contrastive_losses.png")
+
+
+def contrastive_benchmark(plt, path: pathlib.Path, data: dict):
+    """Time and XLA temp memory of a ``bench_contrastive.py --json`` result."""
+    import numpy as np
+
+    results = data["contrastive"]
+    impls = [
+        ("jaxlosses", BLUE),
+        ("naive", ORANGE),
+        ("2 x linear_cross_entropy", GREEN),
+        ("torch", "#8c564b"),
+    ]
+    labels = [r["loss"] for r in results]
+    fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(10.0, 3.8), layout="constrained")
+    x = np.arange(len(results))
+    for ax, field, ylabel, title in (
+        (ax_t, "time_ms", "seconds (median)", "forward + backward time"),
+        (ax_m, "temp_mib", "MiB", "XLA temporary memory"),
+    ):
+        series = []
+        for name, colour in impls:
+            values = [(r["rows"].get(name) or {}).get(field) for r in results]
+            values = np.asarray([np.nan if v is None else v for v in values], float)
+            if not np.all(np.isnan(values)):
+                series.append((name, colour, values))
+        width = 0.8 / len(series)
+        for i, (name, colour, values) in enumerate(series):
+            values = values / (1e3 if field == "time_ms" else 1.0)
+            ax.bar(x + i * width, values, width, label=name, color=colour)
+        ax.set_xticks(x + 0.4 - width / 2, labels)
+        ax.grid(axis="x", visible=False)
+        ax.set(ylabel=ylabel, title=title, yscale="log" if field == "temp_mib" else "linear")
+    ax_t.legend(fontsize=8)
+    meta, (b, d) = data["meta"], results[0]["size"]
+    fig.suptitle(
+        f"Contrastive losses, B = {b}, D = {d}, {meta['dtype']}, {meta['device']}, "
+        f"{meta['cpus']} CPUs"
+    )
+    return _save(fig, f"bench_{path.stem}.png")
+
+
 # --------------------------------------------------------------------------------------
 # margin and metric-learning losses
 
@@ -511,12 +592,15 @@ def metric_losses(plt):
 
 
 def benchmark(plt, path: pathlib.Path):
-    """Time and memory of a ``bench_cross_entropy.py`` or ``bench_fused.py`` ``--json`` result."""
+    """Time and memory of a ``bench_cross_entropy.py``, ``bench_fused.py`` or
+    ``bench_contrastive.py`` ``--json`` result."""
     import numpy as np
 
     data = json.loads(path.read_text())
     if "results" in data:
         return fused_benchmark(plt, path, data)
+    if "contrastive" in data:
+        return contrastive_benchmark(plt, path, data)
     sweep, meta = data["sweep"], data["meta"]
     cs = np.asarray([entry["c"] for entry in sweep])
     names = [r["name"] for r in sweep[0]["rows"]]
@@ -588,6 +672,7 @@ FIGURES_BY_NAME = {
     "focal_gradient.png": focal_gradient,
     "regression_losses.png": regression_losses,
     "divergence_losses.png": divergence_losses,
+    "contrastive_losses.png": contrastive_losses,
     "margin_losses.png": margin_losses,
     "metric_losses.png": metric_losses,
 }

@@ -5,6 +5,10 @@ from jaxlosses import sharded as sharded
 from jaxlosses._binary import binary_cross_entropy as binary_cross_entropy
 from jaxlosses._binary import binary_cross_entropy_with_logits as binary_cross_entropy_with_logits
 from jaxlosses._binary import sigmoid_focal_loss as sigmoid_focal_loss
+from jaxlosses._contrastive import clip_loss as clip_loss
+from jaxlosses._contrastive import info_nce as info_nce
+from jaxlosses._contrastive import siglip_loss as siglip_loss
+from jaxlosses._contrastive import supervised_contrastive_loss as supervised_contrastive_loss
 from jaxlosses._core.classes import check_labels as check_labels
 from jaxlosses._divergence import gaussian_nll_loss as gaussian_nll_loss
 from jaxlosses._divergence import kl_div as kl_div
@@ -59,6 +63,7 @@ __all__ = [
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
     "check_labels",
+    "clip_loss",
     "cosine_embedding_loss",
     "cross_entropy",
     "dice_loss",
@@ -67,6 +72,7 @@ __all__ = [
     "gaussian_nll_loss",
     "hinge_embedding_loss",
     "huber_loss",
+    "info_nce",
     "kl_div",
     "l1_loss",
     "label_smoothing_loss",
@@ -85,9 +91,11 @@ __all__ = [
     "per_example",
     "poisson_nll_loss",
     "sharded",
+    "siglip_loss",
     "sigmoid_focal_loss",
     "smooth_l1_loss",
     "soft_margin_loss",
+    "supervised_contrastive_loss",
     "triplet_margin_loss",
     "triplet_margin_with_distance_loss",
 ]

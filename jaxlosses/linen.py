@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 import flax.linen as nn
@@ -39,6 +39,7 @@ from jax.typing import ArrayLike
 
 from jaxlosses import (
     _binary,
+    _contrastive,
     _divergence,
     _fused,
     _margin,
@@ -49,11 +50,12 @@ from jaxlosses import (
     _regression,
 )
 from jaxlosses._core import checks
-from jaxlosses._core.modules import CALL_ARGUMENTS, LossSpec, check_call, loss_spec
+from jaxlosses._core.modules import CALL_ARGUMENTS, LearnedInput, LossSpec, check_call, loss_spec
 
 __all__ = [
     "BCELoss",
     "BCEWithLogitsLoss",
+    "ClipLoss",
     "CosineEmbeddingLoss",
     "CrossEntropyLoss",
     "DiceLoss",
@@ -62,6 +64,7 @@ __all__ = [
     "GaussianNLLLoss",
     "HingeEmbeddingLoss",
     "HuberLoss",
+    "InfoNceLoss",
     "KLDivLoss",
     "L1Loss",
     "LabelSmoothingLoss",
@@ -74,9 +77,11 @@ __all__ = [
     "MultiMarginLoss",
     "NLLLoss",
     "PoissonNLLLoss",
+    "SiglipLoss",
     "SigmoidFocalLoss",
     "SmoothL1Loss",
     "SoftMarginLoss",
+    "SupervisedContrastiveLoss",
     "TripletMarginLoss",
     "TripletMarginWithDistanceLoss",
 ]
@@ -119,15 +124,18 @@ class Loss(nn.Module):
         *,
         fn: Callable[..., jax.Array] | None = None,
         call_arguments: tuple[str, ...] = CALL_ARGUMENTS,
+        learned: Mapping[str, LearnedInput] | None = None,
         **kwargs,
     ):
         if fn is not None:
             cls.fn = staticmethod(fn)
-            cls.spec = loss_spec(fn, call_arguments)
+            cls.spec = loss_spec(fn, call_arguments, learned)
             # The fields, declared before linen turns the class into a dataclass
-            # (required ones first, as dataclasses want).
+            # (required ones first, as dataclasses want); a learned input's initial
+            # value is a field too.
             required = [k for k, v in cls.spec.defaults.items() if v is inspect.Parameter.empty]
             optional = {k: v for k, v in cls.spec.defaults.items() if k not in required}
+            optional.update({li.init_name: li.init for li in cls.spec.learned.values()})
             # Fields the class body declares (a layer's sizes) come first, in their order.
             own = dict(cls.__dict__.get("__annotations__", {}))
             own_required = {k: a for k, a in own.items() if k not in cls.__dict__}
@@ -169,7 +177,12 @@ class Loss(nn.Module):
         ``call_arguments`` are ``where`` and the module's other call arguments.
         """
         check_call(self.spec, type(self).__name__, inputs, call_arguments)
-        return type(self).fn(*inputs, **call_arguments, **self.hyperparameters())
+        learned = {}
+        for name, li in self.spec.learned.items():
+            init = jnp.asarray(getattr(self, li.init_name), jnp.float32)
+            learned[name] = li.value(self.param(name, lambda key, v=init: v))
+        args = self.spec.arguments(inputs, learned)
+        return type(self).fn(*args, **call_arguments, **self.hyperparameters())
 
 
 class BCELoss(Loss, fn=_binary.binary_cross_entropy):
@@ -508,6 +521,77 @@ class GaussianNLLLoss(Loss, fn=_divergence.gaussian_nll_loss):
       >>> variables = loss.init(jax.random.key(0), means, targets, variances)
       >>> round(float(loss.apply(variables, means, targets, variances)), 4)
       1.3707
+    """
+
+
+# --------------------------------------------------------------------------------------
+# Contrastive losses
+
+
+class ClipLoss(Loss, fn=_contrastive.clip_loss, learned=_contrastive.CLIP_LEARNED):
+    """:func:`jaxlosses.clip_loss` with its temperature learned (open_clip's ``ClipLoss``).
+
+    The linen twin of :class:`jaxlosses.nnx.ClipLoss`: ``logit_scale`` (the log of the
+    scale, initialised to the field ``init_logit_scale = log(1 / 0.07)``) is in
+    ``"params"``; called ``loss.apply(variables, image_features, text_features)``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import linen
+      >>> img = jax.random.normal(jax.random.key(0), (4, 8))
+      >>> txt = jax.random.normal(jax.random.key(1), (4, 8))
+      >>> loss = linen.ClipLoss()
+      >>> variables = loss.init(jax.random.key(0), img, txt)
+      >>> jax.tree.map(jnp.shape, variables)
+      {'params': {'logit_scale': ()}}
+      >>> bool(jnp.isfinite(loss.apply(variables, img, txt)))
+      True
+    """
+
+
+class SiglipLoss(Loss, fn=_contrastive.siglip_loss, learned=_contrastive.SIGLIP_LEARNED):
+    """:func:`jaxlosses.siglip_loss` with its scale and bias learned.
+
+    The linen twin of :class:`jaxlosses.nnx.SiglipLoss`: ``logit_scale`` (log 10) and
+    ``logit_bias`` (-10) are in ``"params"``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import linen
+      >>> img = jax.random.normal(jax.random.key(0), (4, 8))
+      >>> variables = linen.SiglipLoss().init(jax.random.key(0), img, img)
+      >>> sorted(variables["params"])
+      ['logit_bias', 'logit_scale']
+    """
+
+
+class InfoNceLoss(Loss, fn=_contrastive.info_nce):
+    """:func:`jaxlosses.info_nce` (info-nce-pytorch's ``InfoNCE``).
+
+    The linen twin of :class:`jaxlosses.nnx.InfoNceLoss`.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import linen
+      >>> q = jnp.array([[1.0, 0.0], [0.0, 2.0]])
+      >>> k = jnp.array([[0.9, 0.1], [0.1, 0.9]])
+      >>> linen.InfoNceLoss(temperature=0.5).apply({}, q, k).round(4)
+      Array(0.1577, dtype=float32)
+    """
+
+
+class SupervisedContrastiveLoss(Loss, fn=_contrastive.supervised_contrastive_loss):
+    """:func:`jaxlosses.supervised_contrastive_loss` (SupContrast's ``SupConLoss``).
+
+    The linen twin of :class:`jaxlosses.nnx.SupervisedContrastiveLoss`.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import linen
+      >>> f = jnp.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.2, 0.8]])
+      >>> loss = linen.SupervisedContrastiveLoss(temperature=0.5)
+      >>> round(float(loss.apply({}, f, jnp.array([0, 0, 1, 1]))), 4)
+      0.3438
     """
 
 

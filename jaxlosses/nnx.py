@@ -38,7 +38,7 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 import jax
@@ -48,6 +48,7 @@ from jax.typing import ArrayLike
 
 from jaxlosses import (
     _binary,
+    _contrastive,
     _divergence,
     _fused,
     _margin,
@@ -57,11 +58,12 @@ from jaxlosses import (
     _overlap,
     _regression,
 )
-from jaxlosses._core.modules import CALL_ARGUMENTS, LossSpec, check_call, loss_spec
+from jaxlosses._core.modules import CALL_ARGUMENTS, LearnedInput, LossSpec, check_call, loss_spec
 
 __all__ = [
     "BCELoss",
     "BCEWithLogitsLoss",
+    "ClipLoss",
     "CosineEmbeddingLoss",
     "CrossEntropyLoss",
     "DiceLoss",
@@ -70,6 +72,7 @@ __all__ = [
     "GaussianNLLLoss",
     "HingeEmbeddingLoss",
     "HuberLoss",
+    "InfoNceLoss",
     "KLDivLoss",
     "L1Loss",
     "LabelSmoothingLoss",
@@ -83,9 +86,11 @@ __all__ = [
     "MultiMarginLoss",
     "NLLLoss",
     "PoissonNLLLoss",
+    "SiglipLoss",
     "SigmoidFocalLoss",
     "SmoothL1Loss",
     "SoftMarginLoss",
+    "SupervisedContrastiveLoss",
     "TripletMarginLoss",
     "TripletMarginWithDistanceLoss",
 ]
@@ -146,20 +151,27 @@ class Loss(nnx.Module):
         *,
         fn: Callable[..., jax.Array] | None = None,
         call_arguments: tuple[str, ...] = CALL_ARGUMENTS,
+        learned: Mapping[str, LearnedInput] | None = None,
         **kwargs,
     ):
         super().__init_subclass__(**kwargs)
         if fn is not None:
             cls.fn = staticmethod(fn)
-            cls.spec = loss_spec(fn, call_arguments)
+            cls.spec = loss_spec(fn, call_arguments, learned)
 
     def __init__(self, **hyperparameters: Any):
         if not hasattr(type(self), "spec"):
             raise TypeError(f"{type(self).__name__} names no loss function: subclass Loss(fn=...)")
+        hyperparameters, initial = self.spec.split_initial_values(hyperparameters)
         values = self.spec.bind(type(self).__name__, hyperparameters)
         for name, value in values.items():
             if self.spec.is_state(name, value) and not isinstance(value, nnx.Variable):
                 value = LossHyperparameter(jnp.asarray(value))
+            setattr(self, name, value)
+        # Learned inputs (a temperature, a bias) are trainable parameters of the module.
+        for name, value in initial.items():
+            if not isinstance(value, nnx.Variable):
+                value = nnx.Param(jnp.asarray(value, jnp.float32))
             setattr(self, name, value)
 
     def hyperparameters(self) -> dict[str, Any]:
@@ -177,7 +189,9 @@ class Loss(nnx.Module):
         ``call_arguments`` are ``where`` and the module's other call arguments.
         """
         check_call(self.spec, type(self).__name__, inputs, call_arguments)
-        return type(self).fn(*inputs, **call_arguments, **self.hyperparameters())
+        learned = {n: li.value(getattr(self, n)[...]) for n, li in self.spec.learned.items()}
+        args = self.spec.arguments(inputs, learned)
+        return type(self).fn(*args, **call_arguments, **self.hyperparameters())
 
 
 class BCELoss(Loss, fn=_binary.binary_cross_entropy):
@@ -505,6 +519,86 @@ class GaussianNLLLoss(Loss, fn=_divergence.gaussian_nll_loss):
       >>> loss = losses.GaussianNLLLoss(full=True)
       >>> round(float(loss(means, targets, variances)), 4)
       1.3707
+    """
+
+
+# --------------------------------------------------------------------------------------
+# Contrastive losses
+
+
+class ClipLoss(Loss, fn=_contrastive.clip_loss, learned=_contrastive.CLIP_LEARNED):
+    """:func:`jaxlosses.clip_loss` with its temperature learned (open_clip's ``ClipLoss``).
+
+    The module owns ``logit_scale``, an ``nnx.Param`` holding the *log* of the scale,
+    initialised to ``init_logit_scale = log(1 / 0.07)`` as in CLIP and open_clip; the loss
+    gets ``exp(logit_scale)``. Called ``loss(image_features, text_features, where=None)``.
+    CLIP clips the scale at 100: clamp the parameter at ``log(100)`` after each step if
+    you want the same.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from flax import nnx
+      >>> from jaxlosses import nnx as losses
+      >>> loss = losses.ClipLoss(label_smoothing=0.1)
+      >>> img = jax.random.normal(jax.random.key(0), (4, 8))
+      >>> txt = jax.random.normal(jax.random.key(1), (4, 8))
+      >>> float(jnp.exp(loss.logit_scale[...])).__round__(3)  # 1 / 0.07
+      14.286
+      >>> len(nnx.state(loss, nnx.Param))
+      1
+      >>> bool(jnp.isfinite(loss(img, txt)))
+      True
+    """
+
+
+class SiglipLoss(Loss, fn=_contrastive.siglip_loss, learned=_contrastive.SIGLIP_LEARNED):
+    """:func:`jaxlosses.siglip_loss` with its scale and bias learned (SigLIP's ``t'``, ``b``).
+
+    The module owns two ``nnx.Param``: ``logit_scale`` (the log of the scale, SigLIP's
+    :math:`t'`, initialised to ``init_logit_scale = log 10``) and ``logit_bias``
+    (initialised to ``init_logit_bias = -10``), as in the paper and open_clip. Called
+    ``loss(image_features, text_features, where=None)``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from flax import nnx
+      >>> from jaxlosses import nnx as losses
+      >>> loss = losses.SiglipLoss()
+      >>> float(loss.logit_bias[...]), round(float(jnp.exp(loss.logit_scale[...])), 3)
+      (-10.0, 10.0)
+      >>> img = jax.random.normal(jax.random.key(0), (4, 8))
+      >>> grads = nnx.grad(lambda m: m(img, img))(loss)
+      >>> sorted(grads.keys())
+      ['logit_bias', 'logit_scale']
+    """
+
+
+class InfoNceLoss(Loss, fn=_contrastive.info_nce):
+    """:func:`jaxlosses.info_nce` (info-nce-pytorch's ``InfoNCE``).
+
+    Called ``loss(query, positive_key, negative_keys=None, where=None)``; the temperature
+    is a fixed hyperparameter.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxlosses import nnx as losses
+      >>> q = jnp.array([[1.0, 0.0], [0.0, 2.0]])
+      >>> k = jnp.array([[0.9, 0.1], [0.1, 0.9]])
+      >>> losses.InfoNceLoss(temperature=0.5)(q, k).round(4)
+      Array(0.1577, dtype=float32)
+    """
+
+
+class SupervisedContrastiveLoss(Loss, fn=_contrastive.supervised_contrastive_loss):
+    """:func:`jaxlosses.supervised_contrastive_loss` (SupContrast's ``SupConLoss``).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxlosses import nnx as losses
+      >>> f = jnp.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.2, 0.8]])
+      >>> loss = losses.SupervisedContrastiveLoss(temperature=0.5)
+      >>> round(float(loss(f, jnp.array([0, 0, 1, 1]))), 4)
+      0.3438
     """
 
 

@@ -20,7 +20,10 @@ Per-example gradients are then one line::
 (its divergence), so the mean over a batch of examples is ``reduction="batchmean"``.
 
 The set-level :func:`jaxlosses.f1_loss` and :func:`jaxlosses.dice_loss` have no
-per-example version.
+per-example version, nor have the contrastive losses whose negatives are the rest of the
+batch (:func:`jaxlosses.clip_loss`, :func:`jaxlosses.siglip_loss`,
+:func:`jaxlosses.supervised_contrastive_loss`): one example's loss needs every other
+example. :func:`info_nce` has one for explicit negatives.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ __all__ = [
     "gaussian_nll_loss",
     "hinge_embedding_loss",
     "huber_loss",
+    "info_nce",
     "kl_div",
     "l1_loss",
     "label_smoothing_loss",
@@ -435,6 +439,38 @@ def gaussian_nll_loss(
       Array([0.25  , 0.6534], dtype=float32)
     """
     return _one_example(jaxlosses.gaussian_nll_loss, locals())
+
+
+# --------------------------------------------------------------------------------------
+# Contrastive losses
+
+
+def info_nce(
+    query: ArrayLike,
+    positive_key: ArrayLike,
+    negative_keys: ArrayLike | None = None,
+    *,
+    temperature: float = 0.1,
+    chunk_size: int | None = None,
+    where: ArrayLike | None = None,
+) -> jax.Array:
+    """Per-example :func:`jaxlosses.info_nce`: a ``(D,)`` query against its ``(M, D)`` negatives.
+
+    In-batch negatives need the batch, so ``negative_keys`` is required here (None raises
+    a ``ValueError``); under ``jax.vmap`` each example brings its own negatives
+    (``(N, M, D)`` over the batch).
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> import jaxlosses
+      >>> from jaxlosses import per_example
+      >>> q = jnp.array([[1.0, 0.0], [0.0, 2.0]])
+      >>> k = jnp.array([[0.9, 0.1], [0.1, 0.9]])
+      >>> negs = jnp.array([[[0.0, 1.0], [-1.0, 0.0]], [[1.0, 0.0], [1.0, 1.0]]])
+      >>> jax.vmap(per_example.info_nce)(q, k, negs).round(4)
+      Array([0.    , 0.0553], dtype=float32)
+    """
+    return _one_example(jaxlosses.info_nce, locals())
 
 
 # --------------------------------------------------------------------------------------

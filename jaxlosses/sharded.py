@@ -45,8 +45,15 @@ from jaxlosses._core.classes import class_inputs, class_labels, class_weight
 from jaxlosses._core.reduction import Unreduced, compute_dtype
 from jaxlosses._core.sharding import vary_together
 from jaxlosses._fused import cross_entropy_from_statistics, prepare_linear_inputs
+from jaxlosses._sharded_contrastive import clip_loss as clip_loss
+from jaxlosses._sharded_contrastive import siglip_loss as siglip_loss
 
-__all__ = ["vocab_parallel_cross_entropy", "vocab_parallel_linear_cross_entropy"]
+__all__ = [
+    "clip_loss",
+    "siglip_loss",
+    "vocab_parallel_cross_entropy",
+    "vocab_parallel_linear_cross_entropy",
+]
 
 AxisName = Hashable | tuple[Hashable, ...]
 

@@ -44,6 +44,13 @@ CASES = {
     "LabelSmoothingLoss": (jl.label_smoothing_loss, {"label_smoothing": 0.3}, (X, YK), WHERE),
     "F1Loss": (jl.f1_loss, {"eps": 0.01}, (X, YK), WHERE),
     "DiceLoss": (jl.dice_loss, {"smooth": 0.25}, (X, YK), None),
+    "InfoNceLoss": (jl.info_nce, {"temperature": 0.3}, (X, X[::-1] + T), WHERE),
+    "SupervisedContrastiveLoss": (
+        jl.supervised_contrastive_loss,
+        {"temperature": 0.3},
+        (X, YK),
+        WHERE,
+    ),
     "LinearCrossEntropyLoss": (
         jl.linear_cross_entropy,
         {"label_smoothing": 0.1, "z_loss": 1e-3, "chunk_size": 4},
@@ -108,3 +115,6 @@ CASES = {
         WHERE,
     ),
 }
+# Modules whose function's positional inputs include learned ones (a temperature, a bias,
+# held as trainable parameters): tested in tests/test_contrastive.py.
+LEARNED_MODULES = {"ClipLoss", "SiglipLoss"}

@@ -63,3 +63,76 @@ def assert_matches_torch(jax_fn, torch_fn, args, diff, *, rtol=RTOL, atol=ATOL, 
         assert np.all(np.isfinite(jg)), f"non-finite JAX gradient for argument {diff[i]}"
         chex.assert_trees_all_close(jg, tg, rtol=rtol, atol=atol)
     return j_out
+
+
+# --------------------------------------------------------------------------------------
+# Contrastive losses in PyTorch, as their reference implementations compute them
+# (open_clip's ClipLoss and SigLipLoss, info-nce-pytorch's info_nce, SupContrast's
+# SupConLoss). ``where`` keeps a sub-batch: the loss of the kept items alone, with 0 for
+# dropped items under reduction="none".
+
+
+def _torch_kept(n, where):
+    return torch.arange(n) if where is None else torch.nonzero(torch.as_tensor(where))[:, 0]
+
+
+def _torch_reduce(per_item, idx, n, reduction):
+    if reduction == "mean":
+        return per_item.mean() if len(per_item) else per_item.sum()
+    if reduction == "sum":
+        return per_item.sum()
+    return torch.zeros(n, dtype=per_item.dtype).index_put((idx,), per_item)
+
+
+def torch_clip_loss(a, b, scale, label_smoothing=0.0, where=None, reduction="mean"):
+    """open_clip's ClipLoss: the mean of the two directions' cross-entropies."""
+    F = torch.nn.functional
+    idx = _torch_kept(len(a), where)
+    x = scale * a[idx] @ b[idx].T
+    labels = torch.arange(len(idx))
+    i2t = F.cross_entropy(x, labels, label_smoothing=label_smoothing, reduction="none")
+    t2i = F.cross_entropy(x.T, labels, label_smoothing=label_smoothing, reduction="none")
+    return _torch_reduce((i2t + t2i) / 2, idx, len(a), reduction)
+
+
+def torch_siglip_loss(a, b, scale, bias, where=None, reduction="mean"):
+    """open_clip's SigLipLoss (big_vision's sigmoid loss): per image, the sum over texts."""
+    F = torch.nn.functional
+    idx = _torch_kept(len(a), where)
+    x = scale * a[idx] @ b[idx].T + bias
+    z = 2 * torch.eye(len(idx)) - 1
+    return _torch_reduce(-F.logsigmoid(z * x).sum(1), idx, len(a), reduction)
+
+
+def torch_info_nce(q, k, negatives=None, temperature=0.1, where=None, reduction="mean"):
+    """info-nce-pytorch's info_nce (negative_mode "unpaired" for (M, D), "paired" for 3-D)."""
+    F = torch.nn.functional
+    n_items, idx = len(q), _torch_kept(len(q), where)
+    q, k = F.normalize(q[idx], dim=-1), F.normalize(k[idx], dim=-1)
+    if negatives is None:
+        logits, labels = q @ k.T, torch.arange(len(q))
+    else:
+        n = F.normalize(negatives if negatives.ndim == 2 else negatives[idx], dim=-1)
+        pos = torch.sum(q * k, dim=1, keepdim=True)
+        neg = q @ n.T if n.ndim == 2 else (q.unsqueeze(1) @ n.transpose(-2, -1)).squeeze(1)
+        logits, labels = torch.cat([pos, neg], dim=1), torch.zeros(len(q), dtype=torch.long)
+    per = F.cross_entropy(logits / temperature, labels, reduction="none")
+    return _torch_reduce(per, idx, n_items, reduction)
+
+
+def torch_supcon(features, labels, temperature=0.1, where=None, reduction="mean"):
+    """SupContrast's SupConLoss (contrast_mode "all", one view) on F.normalize(features)."""
+    F = torch.nn.functional
+    idx = _torch_kept(len(features), where)
+    f = F.normalize(features[idx], dim=-1)
+    y = torch.as_tensor(labels)[idx]
+    mask = (y[:, None] == y[None, :]).float()
+    x = f @ f.T / temperature
+    x = x - x.max(dim=1, keepdim=True)[0].detach()
+    not_self = 1 - torch.eye(len(idx))
+    mask = mask * not_self
+    log_prob = x - torch.log((torch.exp(x) * not_self).sum(1, keepdim=True))
+    num_pos = mask.sum(1)
+    num_pos = torch.where(num_pos < 1e-6, torch.ones_like(num_pos), num_pos)
+    per = -(mask * log_prob).sum(1) / num_pos
+    return _torch_reduce(per, idx, len(features), reduction)

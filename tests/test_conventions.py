@@ -48,11 +48,22 @@ NO_AXIS = {
     "smooth_l1_loss": "elementwise",
     "multilabel_soft_margin_loss": "the class axis is last, as in PyTorch's (N, C)",
     "linear_cross_entropy": "input's last axis is contracted with linear_weight, as F.linear",
+    "clip_loss": "(N, D) feature rows contracted by the similarity matmul (open_clip's layout)",
+    "info_nce": "(N, D) feature rows contracted by the similarity matmul",
+    "siglip_loss": "(N, D) feature rows contracted by the similarity matmul (open_clip's layout)",
+    "supervised_contrastive_loss": "(N, D) feature rows contracted by the similarity matmul",
     # margin and metric-learning losses
     "hinge_embedding_loss": "elementwise",
     "margin_ranking_loss": "elementwise",
     "soft_margin_loss": "elementwise",
     "triplet_margin_with_distance_loss": "distance_function reduces the feature axis",
+}
+# Losses whose one example's loss needs the rest of the batch (in-batch negatives): no
+# per_example twin.
+BATCH_COUPLED = {
+    "clip_loss": "every other pair of the batch is a negative",
+    "siglip_loss": "every other pair of the batch is a negative",
+    "supervised_contrastive_loss": "the positives and negatives are the batch's other items",
 }
 # torch.nn's class for each torch.nn.functional loss (checked to exist in torch.nn).
 TORCH_MODULES = {
@@ -229,7 +240,8 @@ def test_pytorch_losses_take_pytorchs_signature(qualname):
 
 
 @pytest.mark.parametrize(
-    "qualname", sorted(q for q in LOSSES if LOSSES[q].__name__ not in SET_LEVEL)
+    "qualname",
+    sorted(q for q in LOSSES if LOSSES[q].__name__ not in {*SET_LEVEL, *BATCH_COUPLED}),
 )
 def test_per_example_twin_has_the_signature_minus_reduction(qualname):
     fn = LOSSES[qualname]

@@ -156,6 +156,14 @@ CALLS = {
     "mse_loss": lambda x, y, t: jl.mse_loss(x, t, reduction="sum"),
     "poisson_nll_loss": lambda x, y, t: jl.poisson_nll_loss(x, 3 * t, full=True),
     "smooth_l1_loss": lambda x, y, t: jl.smooth_l1_loss(x, t, beta=0.5),
+    # Contrastive losses: the logits read as features, the multi-label targets as their
+    # positives.
+    "clip_loss": lambda x, y, t: jl.clip_loss(x, t, 2.0, label_smoothing=0.1, where=WHERE),
+    "siglip_loss": lambda x, y, t: jl.siglip_loss(x, t, 2.0, -1.0, where=WHERE, chunk_size=4),
+    "info_nce": lambda x, y, t: jl.info_nce(x, t, where=WHERE),
+    "supervised_contrastive_loss": lambda x, y, t: jl.supervised_contrastive_loss(
+        x, jnp.maximum(y, 0) % 3, where=WHERE
+    ),
     "per_example_cross_entropy": lambda x, y, t: jax.vmap(
         functools.partial(jl.per_example.cross_entropy, weight=WEIGHT)
     )(x.reshape(N // 2, 2, C), y.reshape(N // 2, 2)).reshape(N // 2),
@@ -208,6 +216,11 @@ def test_batch_sharded_losses_match_one_device(mesh_name):
         # their tokens are gathered (documented), so only their values are checked.
         lce = {name: fns.pop(name) for name in ("linear_cross_entropy", "linear_logsumexp")}
         assert_sharded_matches(lce, args, specs, mesh_name, one_device_results())
+    # The contrastive losses compare every item with every other: their features are
+    # gathered (inside shard_map, jaxlosses.sharded splits the work).
+    contrastive = ["clip_loss", "siglip_loss", "info_nce", "supervised_contrastive_loss"]
+    gathered = {name: fns.pop(name) for name in contrastive}
+    assert_sharded_matches(gathered, args, specs, mesh_name, one_device_results())
     hlo = assert_sharded_matches(fns, args, specs, mesh_name, one_device_results())
     # Sums over the batch are all-reduces of partial sums; no input is gathered (on
     # explicit axes linear_cross_entropy runs per device and adds its sums).

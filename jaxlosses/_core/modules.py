@@ -32,6 +32,23 @@ from jaxlosses._core import checks
 CALL_ARGUMENTS = ("where",)
 
 
+class LearnedInput(NamedTuple):
+    """A positional input of a loss that its module learns (CLIP's temperature, ...).
+
+    The module holds a trainable parameter named like the input (an ``nnx.Param``, a
+    linen ``"params"`` entry), initialised to ``init`` (or to the constructor argument
+    ``init_name``), and passes ``transform(parameter)`` as the input (``jnp.exp`` for a
+    log-parameterised scale, as open_clip's ``logit_scale.exp()``).
+    """
+
+    init: float
+    init_name: str
+    transform: Callable[[jax.Array], jax.Array] | None = None
+
+    def value(self, parameter: jax.Array) -> jax.Array:
+        return parameter if self.transform is None else self.transform(parameter)
+
+
 class LossSpec(NamedTuple):
     """A loss function's keyword-only hyperparameters.
 
@@ -42,6 +59,7 @@ class LossSpec(NamedTuple):
         (``inspect.Parameter.empty`` for a required one).
       arrays: the names of the array hyperparameters (annotated ``ArrayLike``).
       call_arguments: the keyword-only arguments passed at each call (``where``, ...).
+      learned: the positional inputs the module learns, by name (see :class:`LearnedInput`).
     """
 
     fn: Callable[..., jax.Array]
@@ -49,6 +67,23 @@ class LossSpec(NamedTuple):
     defaults: Mapping[str, Any]
     arrays: tuple[str, ...]
     call_arguments: tuple[str, ...]
+    learned: Mapping[str, LearnedInput] = {}
+
+    @property
+    def data_inputs(self) -> tuple[str, ...]:
+        """The positional inputs passed at each call (those not learned by the module)."""
+        return tuple(name for name in self.inputs if name not in self.learned)
+
+    def arguments(self, inputs: tuple, learned_values: Mapping[str, Any]) -> list:
+        """The function's positional arguments: call inputs and learned values, in order."""
+        it = iter(inputs)  # optional inputs left out at the end are None
+        return [learned_values[n] if n in self.learned else next(it, None) for n in self.inputs]
+
+    def split_initial_values(self, hyperparameters: Mapping[str, Any]):
+        """``(hyperparameters without the learned inputs' init arguments, {input: init})``."""
+        rest = dict(hyperparameters)
+        inits = {name: rest.pop(li.init_name, li.init) for name, li in self.learned.items()}
+        return rest, inits
 
     def bind(self, owner: str, hyperparameters: Mapping[str, Any]) -> dict[str, Any]:
         """Every hyperparameter's value: ``hyperparameters`` over the defaults.
@@ -81,11 +116,14 @@ class LossSpec(NamedTuple):
 
 
 def loss_spec(
-    fn: Callable[..., jax.Array], call_arguments: tuple[str, ...] = CALL_ARGUMENTS
+    fn: Callable[..., jax.Array],
+    call_arguments: tuple[str, ...] = CALL_ARGUMENTS,
+    learned: Mapping[str, LearnedInput] | None = None,
 ) -> LossSpec:
     """Reads the keyword-only hyperparameters of a loss function ``fn(*inputs, *, ...)``.
 
     ``call_arguments``: keyword-only arguments passed at each call, not hyperparameters.
+    ``learned``: positional inputs that the module learns instead of receiving them.
     """
     defaults, arrays, inputs, calls = {}, [], [], []
     for name, param in inspect.signature(fn).parameters.items():
@@ -98,7 +136,11 @@ def loss_spec(
         defaults[name] = param.default
         if "ArrayLike" in str(param.annotation):
             arrays.append(name)
-    return LossSpec(fn, tuple(inputs), defaults, tuple(arrays), tuple(calls))
+    learned = dict(learned or {})
+    unknown = sorted(set(learned) - set(inputs))
+    if unknown:
+        raise TypeError(f"{fn.__name__} has no positional inputs {unknown} to learn")
+    return LossSpec(fn, tuple(inputs), defaults, tuple(arrays), tuple(calls), learned)
 
 
 def check_call(spec: LossSpec, owner: str, inputs: tuple, call_arguments: Mapping) -> None:
@@ -107,10 +149,16 @@ def check_call(spec: LossSpec, owner: str, inputs: tuple, call_arguments: Mappin
     Raises:
       TypeError: naming the expected inputs, or the unexpected keyword arguments.
     """
-    if len(inputs) != len(spec.inputs):
-        raise TypeError(
-            f"{owner} takes {len(spec.inputs)} positional input(s) {spec.inputs}, got {len(inputs)}"
+    expected = spec.data_inputs
+    params = inspect.signature(spec.fn).parameters
+    required = [n for n in expected if params[n].default is inspect.Parameter.empty]
+    if not len(required) <= len(inputs) <= len(expected):
+        count = (
+            f"{len(required)} to {len(expected)}"
+            if len(required) < len(expected)
+            else len(expected)
         )
+        raise TypeError(f"{owner} takes {count} positional input(s) {expected}, got {len(inputs)}")
     unknown = sorted(set(call_arguments) - set(spec.call_arguments))
     if unknown:
         raise TypeError(

@@ -577,6 +577,41 @@ def tangent_sum(out: jax.Array, *terms) -> jax.Array:
 
 
 # --------------------------------------------------------------------------------------
+# L2 normalisation (cosine similarities of contrastive losses)
+
+
+def _scaled_norm(x: jax.Array, axis: int) -> jax.Array:
+    # ||x|| computed from x / max|x|, so that entries of 1e30 do not overflow the squares
+    # (the textbook sqrt(sum(x**2)) is inf there and the normalised vector 0).
+    m = jax.lax.stop_gradient(jnp.max(jnp.abs(x), axis=axis, keepdims=True))
+    safe_m = jnp.where(m > 0, m, jnp.ones_like(m))
+    return m * jnp.sqrt(jnp.sum(jnp.square(x / safe_m), axis=axis, keepdims=True))
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1, 2))
+def l2_normalize(x: jax.Array, axis: int = -1, eps: float = 1e-12) -> jax.Array:
+    r"""``x / max(||x||, eps)`` along ``axis`` (``torch.nn.functional.normalize``).
+
+    Guards: a zero vector stays 0 with the finite derivative ``1 / eps`` (autodiff of
+    ``x / ||x||`` divides 0 by 0 there), and entries of 1e30 give a unit vector (the
+    squares would overflow). The derivative is the closed form
+    ``(x_dot - u (u . x_dot)) / ||x||`` with ``u = x / ||x||`` where ``||x|| > eps``.
+    """
+    return x / jnp.maximum(_scaled_norm(x, axis), eps)
+
+
+@l2_normalize.defjvp
+def _l2_normalize_jvp(axis, eps, primals, tangents):
+    (x,), (x_dot,) = primals, tangents
+    norm = _scaled_norm(x, axis)
+    big = norm > eps
+    denom = jnp.where(big, norm, jnp.full_like(norm, eps))
+    u = x / denom
+    radial = jnp.where(big, u * jnp.sum(u * x_dot, axis=axis, keepdims=True), 0.0)
+    return u, (x_dot - radial) / denom
+
+
+# --------------------------------------------------------------------------------------
 # softplus
 
 

@@ -459,6 +459,138 @@ def contrastive_benchmark(plt, path: pathlib.Path, data: dict):
     return _save(fig, f"bench_{path.stem}.png")
 
 
+# --------------------------------------------------------------------------------------
+# margin and metric-learning losses
+
+
+def margin_losses(plt):
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    import jaxlosses as jl
+
+    s = np.linspace(-2.5, 2.5, 501, dtype=np.float32)  # the signed score y (x1 - x2), y x
+    d = np.linspace(0.0, 5.0, 501, dtype=np.float32)  # a distance
+
+    @jax.jit
+    def curves(s, d):
+        one, zero = jnp.ones_like(s), jnp.zeros_like(s)
+        none = dict(reduction="none")
+        two_class = jnp.stack([s, zero], axis=-1)  # scores of the target class 0 and another
+        label = jnp.zeros(s.shape, jnp.int32)
+        scores = [
+            jl.margin_ranking_loss(s, zero, one, **none),
+            jl.margin_ranking_loss(s, zero, one, margin=1.0, **none),
+            jl.soft_margin_loss(s, one, **none),
+            2 * jl.multi_margin_loss(two_class, label, p=2, **none),
+        ]
+        distances = [
+            jl.hinge_embedding_loss(d, one, **none),
+            jl.hinge_embedding_loss(d, -one, **none),
+            jl.hinge_embedding_loss(d, -one, margin=2.0, **none),
+        ]
+        return scores, distances
+
+    scores, distances = curves(s, d)
+    fig, (ax, ax_h) = plt.subplots(1, 2, figsize=(10.5, 3.9))
+    labels = [
+        ("margin_ranking_loss, margin 0", GREY, "--"),
+        ("margin_ranking_loss, margin 1 (hinge)", BLUE, "-"),
+        ("soft_margin_loss", GREEN, "-"),
+        ("multi_margin_loss, p = 2, 2 classes (x C)", ORANGE, "-"),
+    ]
+    for loss, (label, colour, style) in zip(scores, labels, strict=True):
+        ax.plot(s, np.asarray(loss), color=colour, ls=style, lw=2, label=label)
+    ax.set(
+        xlim=(-2.5, 2.5),
+        ylim=(0, 3.5),
+        xlabel=r"signed score  $y\,(x_1 - x_2)$,  $y\,x$,  $x_y - x_c$",
+        ylabel="loss",
+        title="Margin losses of a score and a target of 1 or -1",
+    )
+    ax.legend(loc="upper right", fontsize=8)
+    labels = [
+        ("y = 1: $x$", BLUE, "-"),
+        ("y = -1, margin 1: max(0, 1 - x)", ORANGE, "-"),
+        ("y = -1, margin 2", RED, "--"),
+    ]
+    for loss, (label, colour, style) in zip(distances, labels, strict=True):
+        ax_h.plot(d, np.asarray(loss), color=colour, ls=style, lw=2, label=label)
+    ax_h.set(
+        xlim=(0, 5),
+        ylim=(0, 3.5),
+        xlabel="distance $x$ between two embeddings",
+        title="hinge_embedding_loss: pull similar, push dissimilar",
+    )
+    ax_h.legend(loc="center right", fontsize=8)
+    fig.tight_layout()
+    return _save(fig, "margin_losses.png")
+
+
+def metric_losses(plt):
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    import jaxlosses as jl
+
+    gap = np.linspace(-1.0, 2.5, 351, dtype=np.float32)  # d(a, n) - d(a, p)
+    cos = np.linspace(-1.0, 1.0, 401, dtype=np.float32)
+
+    @jax.jit
+    def curves(gap, cos):
+        zero = jnp.zeros_like(gap)
+        anchor = jnp.stack([zero, zero], -1)
+        positive = jnp.stack([zero + 1.0, zero], -1)  # at distance 1
+        negative = jnp.stack([zero, 1.0 + gap], -1)  # at distance 1 + gap (with eps = 0)
+        triplet = [
+            jl.triplet_margin_loss(anchor, positive, negative, margin=m, eps=0.0, reduction="none")
+            for m in (1.0, 0.5)
+        ]
+        a = jnp.stack([jnp.ones_like(cos), jnp.zeros_like(cos)], -1)
+        b = jnp.stack([cos, jnp.sqrt(jnp.maximum(1 - cos**2, 0.0))], -1)  # cos(a, b) = cos
+        one = jnp.ones(cos.shape, jnp.int32)
+        cosine = [
+            jl.cosine_embedding_loss(a, b, one, reduction="none"),
+            jl.cosine_embedding_loss(a, b, -one, reduction="none"),
+            jl.cosine_embedding_loss(a, b, -one, margin=0.5, reduction="none"),
+        ]
+        return triplet, cosine
+
+    triplet, cosine = curves(gap, cos)
+    fig, (ax_t, ax_c) = plt.subplots(1, 2, figsize=(10.5, 3.9))
+    for loss, (label, colour) in zip(
+        triplet, [("margin 1", BLUE), ("margin 0.5", ORANGE)], strict=True
+    ):
+        ax_t.plot(gap, np.asarray(loss), color=colour, lw=2, label=label)
+    ax_t.axvline(0, color=GREY, lw=1, ls=":")
+    ax_t.set(
+        xlim=(-1, 2.5),
+        ylim=(0, 2.2),
+        xlabel="$d(a, n) - d(a, p)$: how much nearer the positive is",
+        ylabel="loss",
+        title="triplet_margin_loss: max(0, margin + d(a, p) - d(a, n))",
+    )
+    ax_t.legend(loc="upper right")
+    labels = [
+        ("y = 1: 1 - cos", BLUE, "-"),
+        ("y = -1, margin 0: max(0, cos)", ORANGE, "-"),
+        ("y = -1, margin 0.5", RED, "--"),
+    ]
+    for loss, (label, colour, style) in zip(cosine, labels, strict=True):
+        ax_c.plot(cos, np.asarray(loss), color=colour, ls=style, lw=2, label=label)
+    ax_c.set(
+        xlim=(-1, 1),
+        ylim=(0, 2.05),
+        xlabel="cosine similarity of the pair",
+        title="cosine_embedding_loss",
+    )
+    ax_c.legend(loc="upper center")
+    fig.tight_layout()
+    return _save(fig, "metric_losses.png")
+
+
 def benchmark(plt, path: pathlib.Path):
     """Time and memory of a ``bench_cross_entropy.py``, ``bench_fused.py`` or
     ``bench_contrastive.py`` ``--json`` result."""
@@ -578,6 +710,8 @@ FIGURES_BY_NAME = {
     "divergence_losses.png": divergence_losses,
     "contrastive_losses.png": contrastive_losses,
     "ctc_posteriors.png": ctc_posteriors,
+    "margin_losses.png": margin_losses,
+    "metric_losses.png": metric_losses,
 }
 
 

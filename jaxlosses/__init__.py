@@ -15,6 +15,16 @@ from jaxlosses._divergence import kl_div as kl_div
 from jaxlosses._divergence import poisson_nll_loss as poisson_nll_loss
 from jaxlosses._fused import linear_cross_entropy as linear_cross_entropy
 from jaxlosses._fused import linear_logsumexp as linear_logsumexp
+from jaxlosses._margin import hinge_embedding_loss as hinge_embedding_loss
+from jaxlosses._margin import margin_ranking_loss as margin_ranking_loss
+from jaxlosses._margin import multi_margin_loss as multi_margin_loss
+from jaxlosses._margin import multilabel_margin_loss as multilabel_margin_loss
+from jaxlosses._margin import soft_margin_loss as soft_margin_loss
+from jaxlosses._metric import cosine_embedding_loss as cosine_embedding_loss
+from jaxlosses._metric import triplet_margin_loss as triplet_margin_loss
+from jaxlosses._metric import (
+    triplet_margin_with_distance_loss as triplet_margin_with_distance_loss,
+)
 from jaxlosses._multiclass import cross_entropy as cross_entropy
 from jaxlosses._multiclass import focal_loss as focal_loss
 from jaxlosses._multiclass import label_smoothing_loss as label_smoothing_loss
@@ -61,6 +71,7 @@ __all__ = [
     "check_ctc_inputs",
     "check_labels",
     "clip_loss",
+    "cosine_embedding_loss",
     "cross_entropy",
     "ctc_beam_search_decode",
     "ctc_greedy_decode",
@@ -69,6 +80,7 @@ __all__ = [
     "f1_loss",
     "focal_loss",
     "gaussian_nll_loss",
+    "hinge_embedding_loss",
     "huber_loss",
     "info_nce",
     "kl_div",
@@ -78,7 +90,10 @@ __all__ = [
     "linear_logsumexp",
     "linen",
     "log_softmax",
+    "margin_ranking_loss",
     "mse_loss",
+    "multi_margin_loss",
+    "multilabel_margin_loss",
     "multilabel_soft_margin_loss",
     "nll_loss",
     "nnx",
@@ -89,5 +104,8 @@ __all__ = [
     "siglip_loss",
     "sigmoid_focal_loss",
     "smooth_l1_loss",
+    "soft_margin_loss",
     "supervised_contrastive_loss",
+    "triplet_margin_loss",
+    "triplet_margin_with_distance_loss",
 ]

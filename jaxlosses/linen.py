@@ -42,6 +42,8 @@ from jaxlosses import (
     _contrastive,
     _divergence,
     _fused,
+    _margin,
+    _metric,
     _multiclass,
     _multilabel,
     _overlap,
@@ -56,11 +58,13 @@ __all__ = [
     "BCEWithLogitsLoss",
     "CTCLoss",
     "ClipLoss",
+    "CosineEmbeddingLoss",
     "CrossEntropyLoss",
     "DiceLoss",
     "F1Loss",
     "FocalLoss",
     "GaussianNLLLoss",
+    "HingeEmbeddingLoss",
     "HuberLoss",
     "InfoNceLoss",
     "KLDivLoss",
@@ -69,13 +73,19 @@ __all__ = [
     "LinearCrossEntropyLoss",
     "Loss",
     "MSELoss",
+    "MarginRankingLoss",
+    "MultiLabelMarginLoss",
     "MultiLabelSoftMarginLoss",
+    "MultiMarginLoss",
     "NLLLoss",
     "PoissonNLLLoss",
     "SiglipLoss",
     "SigmoidFocalLoss",
     "SmoothL1Loss",
+    "SoftMarginLoss",
     "SupervisedContrastiveLoss",
+    "TripletMarginLoss",
+    "TripletMarginWithDistanceLoss",
 ]
 
 HYPERPARAMETERS = "loss_hyperparameters"
@@ -607,4 +617,147 @@ class CTCLoss(Loss, fn=_sequence.ctc_loss):
       >>> variables = loss.init(jax.random.key(0), *inputs)
       >>> round(float(loss.apply(variables, *inputs)), 4)
       4.4714
+    """
+
+
+# --------------------------------------------------------------------------------------
+# margin and metric-learning losses
+
+
+class MarginRankingLoss(Loss, fn=_margin.margin_ranking_loss):
+    """:func:`jaxlosses.margin_ranking_loss` (``torch.nn.MarginRankingLoss``).
+
+    The linen twin of :class:`jaxlosses.nnx.MarginRankingLoss`.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import linen
+      >>> x1, x2 = jnp.array([0.9, 0.2, 0.4]), jnp.array([0.1, 0.5, 0.4])
+      >>> y = jnp.array([1, 1, -1])
+      >>> loss = linen.MarginRankingLoss(margin=0.5)
+      >>> variables = loss.init(jax.random.key(0), x1, x2, y)
+      >>> round(float(loss.apply(variables, x1, x2, y)), 4)
+      0.4333
+    """
+
+
+class HingeEmbeddingLoss(Loss, fn=_margin.hinge_embedding_loss):
+    """:func:`jaxlosses.hinge_embedding_loss` (``torch.nn.HingeEmbeddingLoss``).
+
+    The linen twin of :class:`jaxlosses.nnx.HingeEmbeddingLoss`.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import linen
+      >>> distance = jnp.array([0.3, 0.3, 1.5])
+      >>> y = jnp.array([1, -1, -1])
+      >>> loss = linen.HingeEmbeddingLoss(margin=2.0)
+      >>> variables = loss.init(jax.random.key(0), distance, y)
+      >>> round(float(loss.apply(variables, distance, y)), 4)
+      0.8333
+    """
+
+
+class SoftMarginLoss(Loss, fn=_margin.soft_margin_loss):
+    """:func:`jaxlosses.soft_margin_loss` (``torch.nn.SoftMarginLoss``).
+
+    The linen twin of :class:`jaxlosses.nnx.SoftMarginLoss`.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import linen
+      >>> x, y = jnp.array([2.0, -1.0]), jnp.array([1, 1])
+      >>> loss = linen.SoftMarginLoss()
+      >>> variables = loss.init(jax.random.key(0), x, y)
+      >>> round(float(loss.apply(variables, x, y)), 4)
+      0.7201
+    """
+
+
+class MultiMarginLoss(Loss, fn=_margin.multi_margin_loss):
+    """:func:`jaxlosses.multi_margin_loss` (``torch.nn.MultiMarginLoss``, Weston-Watkins).
+
+    The linen twin of :class:`jaxlosses.nnx.MultiMarginLoss`.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import linen
+      >>> x = jnp.array([[0.1, 0.2, 0.4, 0.8], [0.9, 0.2, 0.4, 0.1]])
+      >>> y = jnp.array([3, 0])
+      >>> loss = linen.MultiMarginLoss(p=2, weight=jnp.array([1.0, 1.0, 1.0, 2.0]))
+      >>> variables = loss.init(jax.random.key(0), x, y)
+      >>> round(float(loss.apply(variables, x, y)), 4)
+      0.2
+    """
+
+
+class MultiLabelMarginLoss(Loss, fn=_margin.multilabel_margin_loss):
+    """:func:`jaxlosses.multilabel_margin_loss` (``torch.nn.MultiLabelMarginLoss``).
+
+    The linen twin of :class:`jaxlosses.nnx.MultiLabelMarginLoss`.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import linen
+      >>> x = jnp.array([[0.1, 0.2, 0.4, 0.8]])
+      >>> y = jnp.array([[3, 0, -1, 1]])
+      >>> loss = linen.MultiLabelMarginLoss()
+      >>> variables = loss.init(jax.random.key(0), x, y)
+      >>> round(float(loss.apply(variables, x, y)), 4)
+      0.85
+    """
+
+
+class CosineEmbeddingLoss(Loss, fn=_metric.cosine_embedding_loss):
+    """:func:`jaxlosses.cosine_embedding_loss` (``torch.nn.CosineEmbeddingLoss``).
+
+    The linen twin of :class:`jaxlosses.nnx.CosineEmbeddingLoss`.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import linen
+      >>> a = jnp.array([[1.0, 0.0], [1.0, 0.0]])
+      >>> b = jnp.array([[1.0, 1.0], [0.6, 0.8]])
+      >>> loss = linen.CosineEmbeddingLoss(margin=0.5)
+      >>> variables = loss.init(jax.random.key(0), a, b, jnp.array([1, -1]))
+      >>> round(float(loss.apply(variables, a, b, jnp.array([1, -1]))), 4)
+      0.1964
+    """
+
+
+class TripletMarginLoss(Loss, fn=_metric.triplet_margin_loss):
+    """:func:`jaxlosses.triplet_margin_loss` (``torch.nn.TripletMarginLoss``).
+
+    The linen twin of :class:`jaxlosses.nnx.TripletMarginLoss`.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import linen
+      >>> anchor = jnp.zeros((2, 2))
+      >>> positive = jnp.array([[0.3, 0.4], [0.0, 2.0]])
+      >>> negative = jnp.array([[3.0, 4.0], [1.5, 0.0]])
+      >>> loss = linen.TripletMarginLoss(margin=2.0, swap=True)
+      >>> variables = loss.init(jax.random.key(0), anchor, positive, negative)
+      >>> round(float(loss.apply(variables, anchor, positive, negative)), 4)
+      1.25
+    """
+
+
+class TripletMarginWithDistanceLoss(Loss, fn=_metric.triplet_margin_with_distance_loss):
+    """:func:`jaxlosses.triplet_margin_with_distance_loss` (``nn.TripletMarginWithDistanceLoss``).
+
+    The linen twin of :class:`jaxlosses.nnx.TripletMarginWithDistanceLoss`;
+    ``distance_function`` is a static field (a new function recompiles).
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import linen
+      >>> def l1(x, y):
+      ...     return jnp.sum(jnp.abs(x - y), axis=-1)
+      >>> anchor, positive = jnp.zeros((2, 2)), jnp.array([[0.5, 0.5], [0.0, 0.0]])
+      >>> negative = jnp.array([[1.0, 0.5], [3.0, 0.0]])
+      >>> loss = linen.TripletMarginWithDistanceLoss(distance_function=l1, margin=2.0)
+      >>> variables = loss.init(jax.random.key(0), anchor, positive, negative)
+      >>> round(float(loss.apply(variables, anchor, positive, negative)), 4)
+      0.75
     """

@@ -51,6 +51,8 @@ from jaxlosses import (
     _contrastive,
     _divergence,
     _fused,
+    _margin,
+    _metric,
     _multiclass,
     _multilabel,
     _overlap,
@@ -64,11 +66,13 @@ __all__ = [
     "BCEWithLogitsLoss",
     "CTCLoss",
     "ClipLoss",
+    "CosineEmbeddingLoss",
     "CrossEntropyLoss",
     "DiceLoss",
     "F1Loss",
     "FocalLoss",
     "GaussianNLLLoss",
+    "HingeEmbeddingLoss",
     "HuberLoss",
     "InfoNceLoss",
     "KLDivLoss",
@@ -78,13 +82,19 @@ __all__ = [
     "Loss",
     "LossHyperparameter",
     "MSELoss",
+    "MarginRankingLoss",
+    "MultiLabelMarginLoss",
     "MultiLabelSoftMarginLoss",
+    "MultiMarginLoss",
     "NLLLoss",
     "PoissonNLLLoss",
     "SiglipLoss",
     "SigmoidFocalLoss",
     "SmoothL1Loss",
+    "SoftMarginLoss",
     "SupervisedContrastiveLoss",
+    "TripletMarginLoss",
+    "TripletMarginWithDistanceLoss",
 ]
 
 
@@ -612,4 +622,126 @@ class CTCLoss(Loss, fn=_sequence.ctc_loss):
       >>> loss = losses.CTCLoss(reduction="sum")
       >>> round(float(loss(log_probs, jnp.array([[1, 2], [1, 1]]), [4, 4], [2, 2])), 4)
       4.4714
+    """
+
+
+# --------------------------------------------------------------------------------------
+# margin and metric-learning losses
+
+
+class MarginRankingLoss(Loss, fn=_margin.margin_ranking_loss):
+    """:func:`jaxlosses.margin_ranking_loss` (``torch.nn.MarginRankingLoss``).
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import nnx as losses
+      >>> x1, x2 = jnp.array([0.9, 0.2, 0.4]), jnp.array([0.1, 0.5, 0.4])
+      >>> y = jnp.array([1, 1, -1])
+      >>> loss = losses.MarginRankingLoss(margin=0.5)
+      >>> round(float(loss(x1, x2, y)), 4)
+      0.4333
+    """
+
+
+class HingeEmbeddingLoss(Loss, fn=_margin.hinge_embedding_loss):
+    """:func:`jaxlosses.hinge_embedding_loss` (``torch.nn.HingeEmbeddingLoss``).
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import nnx as losses
+      >>> distance = jnp.array([0.3, 0.3, 1.5])
+      >>> y = jnp.array([1, -1, -1])
+      >>> loss = losses.HingeEmbeddingLoss(margin=2.0)
+      >>> round(float(loss(distance, y)), 4)
+      0.8333
+    """
+
+
+class SoftMarginLoss(Loss, fn=_margin.soft_margin_loss):
+    """:func:`jaxlosses.soft_margin_loss` (``torch.nn.SoftMarginLoss``).
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import nnx as losses
+      >>> x, y = jnp.array([2.0, -1.0]), jnp.array([1, 1])
+      >>> loss = losses.SoftMarginLoss()
+      >>> round(float(loss(x, y)), 4)
+      0.7201
+    """
+
+
+class MultiMarginLoss(Loss, fn=_margin.multi_margin_loss):
+    """:func:`jaxlosses.multi_margin_loss` (``torch.nn.MultiMarginLoss``, Weston-Watkins).
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import nnx as losses
+      >>> x = jnp.array([[0.1, 0.2, 0.4, 0.8], [0.9, 0.2, 0.4, 0.1]])
+      >>> y = jnp.array([3, 0])
+      >>> loss = losses.MultiMarginLoss(p=2, weight=jnp.array([1.0, 1.0, 1.0, 2.0]))
+      >>> round(float(loss(x, y)), 4)
+      0.2
+    """
+
+
+class MultiLabelMarginLoss(Loss, fn=_margin.multilabel_margin_loss):
+    """:func:`jaxlosses.multilabel_margin_loss` (``torch.nn.MultiLabelMarginLoss``).
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import nnx as losses
+      >>> x = jnp.array([[0.1, 0.2, 0.4, 0.8]])
+      >>> y = jnp.array([[3, 0, -1, 1]])
+      >>> loss = losses.MultiLabelMarginLoss()
+      >>> round(float(loss(x, y)), 4)
+      0.85
+    """
+
+
+class CosineEmbeddingLoss(Loss, fn=_metric.cosine_embedding_loss):
+    """:func:`jaxlosses.cosine_embedding_loss` (``torch.nn.CosineEmbeddingLoss``).
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import nnx as losses
+      >>> a = jnp.array([[1.0, 0.0], [1.0, 0.0]])
+      >>> b = jnp.array([[1.0, 1.0], [0.6, 0.8]])
+      >>> loss = losses.CosineEmbeddingLoss(margin=0.5)
+      >>> round(float(loss(a, b, jnp.array([1, -1]))), 4)
+      0.1964
+    """
+
+
+class TripletMarginLoss(Loss, fn=_metric.triplet_margin_loss):
+    """:func:`jaxlosses.triplet_margin_loss` (``torch.nn.TripletMarginLoss``).
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import nnx as losses
+      >>> anchor = jnp.zeros((2, 2))
+      >>> positive = jnp.array([[0.3, 0.4], [0.0, 2.0]])
+      >>> negative = jnp.array([[3.0, 4.0], [1.5, 0.0]])
+      >>> loss = losses.TripletMarginLoss(margin=2.0, swap=True)
+      >>> round(float(loss(anchor, positive, negative)), 4)
+      1.25
+    """
+
+
+class TripletMarginWithDistanceLoss(Loss, fn=_metric.triplet_margin_with_distance_loss):
+    """:func:`jaxlosses.triplet_margin_with_distance_loss` (``nn.TripletMarginWithDistanceLoss``).
+
+    ``distance_function`` is a static attribute: any JAX function (a plain function, a
+    ``functools.partial``, a lambda) is hashed by identity, so a jitted step compiles
+    once per function; None is PyTorch's pairwise distance.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import nnx as losses
+      >>> def l1(x, y):
+      ...     return jnp.sum(jnp.abs(x - y), axis=-1)
+      >>> anchor, positive = jnp.zeros((2, 2)), jnp.array([[0.5, 0.5], [0.0, 0.0]])
+      >>> negative = jnp.array([[1.0, 0.5], [3.0, 0.0]])
+      >>> loss = losses.TripletMarginWithDistanceLoss(distance_function=l1, margin=2.0)
+      >>> round(float(loss(anchor, positive, negative)), 4)
+      0.75
     """

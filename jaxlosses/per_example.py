@@ -40,22 +40,30 @@ from jaxlosses._core.checks import PER_EXAMPLE
 __all__ = [
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
+    "cosine_embedding_loss",
     "cross_entropy",
     "ctc_loss",
     "focal_loss",
     "gaussian_nll_loss",
+    "hinge_embedding_loss",
     "huber_loss",
     "info_nce",
     "kl_div",
     "l1_loss",
     "label_smoothing_loss",
     "linear_cross_entropy",
+    "margin_ranking_loss",
     "mse_loss",
+    "multi_margin_loss",
+    "multilabel_margin_loss",
     "multilabel_soft_margin_loss",
     "nll_loss",
     "poisson_nll_loss",
     "sigmoid_focal_loss",
     "smooth_l1_loss",
+    "soft_margin_loss",
+    "triplet_margin_loss",
+    "triplet_margin_with_distance_loss",
 ]
 
 
@@ -502,3 +510,181 @@ def ctc_loss(
       array([1.6864, 2.785 ], dtype=float32)
     """
     return _one_example(jaxlosses.ctc_loss, locals())
+
+
+# --------------------------------------------------------------------------------------
+# margin and metric-learning losses
+
+
+def margin_ranking_loss(
+    input1: ArrayLike,
+    input2: ArrayLike,
+    target: ArrayLike,
+    *,
+    margin: float = 0.0,
+    where: ArrayLike | None = None,
+) -> jax.Array:
+    """Per-example :func:`jaxlosses.margin_ranking_loss`: the mean over its elements.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import per_example
+      >>> x1, x2 = jnp.array([[1.0, 0.25], [0.5, 0.0]]), jnp.array([[0.0, 0.5], [0.5, 0.5]])
+      >>> y = jnp.array([[1, 1], [-1, 1]])
+      >>> jax.vmap(per_example.margin_ranking_loss)(x1, x2, y)
+      Array([0.125, 0.25 ], dtype=float32)
+    """
+    return _one_example(jaxlosses.margin_ranking_loss, locals())
+
+
+def hinge_embedding_loss(
+    input: ArrayLike,
+    target: ArrayLike,
+    *,
+    margin: float = 1.0,
+    where: ArrayLike | None = None,
+) -> jax.Array:
+    """Per-example :func:`jaxlosses.hinge_embedding_loss`: the mean over its elements.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import per_example
+      >>> distance = jnp.array([[0.3, 0.3], [1.5, 0.5]])
+      >>> y = jnp.array([[1, -1], [-1, 1]])
+      >>> jax.vmap(per_example.hinge_embedding_loss)(distance, y).round(4)
+      Array([0.5 , 0.25], dtype=float32)
+    """
+    return _one_example(jaxlosses.hinge_embedding_loss, locals())
+
+
+def soft_margin_loss(
+    input: ArrayLike,
+    target: ArrayLike,
+    *,
+    where: ArrayLike | None = None,
+) -> jax.Array:
+    """Per-example :func:`jaxlosses.soft_margin_loss`: the mean over its elements.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import per_example
+      >>> x, y = jnp.array([[2.0, -1.0], [0.0, 0.0]]), jnp.array([[1, 1], [1, -1]])
+      >>> jax.vmap(per_example.soft_margin_loss)(x, y).round(4)
+      Array([0.7201, 0.6931], dtype=float32)
+    """
+    return _one_example(jaxlosses.soft_margin_loss, locals())
+
+
+def multi_margin_loss(
+    input: ArrayLike,
+    target: ArrayLike,
+    *,
+    p: int = 1,
+    margin: float = 1.0,
+    weight: ArrayLike | None = None,
+    axis: int = -1,
+    where: ArrayLike | None = None,
+) -> jax.Array:
+    """Per-example :func:`jaxlosses.multi_margin_loss` for ``(C,)`` scores.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import per_example
+      >>> x = jnp.array([[0.1, 0.2, 0.4, 0.8], [2.0, 0.0, 0.0, 0.0]])
+      >>> jax.vmap(per_example.multi_margin_loss)(x, jnp.array([3, 0])).round(4)
+      Array([0.325, 0.   ], dtype=float32)
+    """
+    return _one_example(jaxlosses.multi_margin_loss, locals())
+
+
+def multilabel_margin_loss(
+    input: ArrayLike,
+    target: ArrayLike,
+    *,
+    axis: int = -1,
+    where: ArrayLike | None = None,
+) -> jax.Array:
+    """Per-example :func:`jaxlosses.multilabel_margin_loss` for ``(C,)`` scores.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import per_example
+      >>> x = jnp.array([[0.1, 0.2, 0.4, 0.8], [2.0, 0.0, 0.0, 0.0]])
+      >>> y = jnp.array([[3, 0, -1, 1], [0, -1, -1, -1]])
+      >>> [round(v, 4) for v in jax.vmap(per_example.multilabel_margin_loss)(x, y).tolist()]
+      [0.85, 0.0]
+    """
+    return _one_example(jaxlosses.multilabel_margin_loss, locals())
+
+
+def cosine_embedding_loss(
+    input1: ArrayLike,
+    input2: ArrayLike,
+    target: ArrayLike,
+    *,
+    margin: float = 0.0,
+    axis: int = -1,
+    where: ArrayLike | None = None,
+) -> jax.Array:
+    """Per-example :func:`jaxlosses.cosine_embedding_loss` for a ``(D,)`` pair.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import per_example
+      >>> a, b = jnp.array([[1.0, 0.0], [1.0, 0.0]]), jnp.array([[1.0, 1.0], [2.0, 0.0]])
+      >>> jax.vmap(per_example.cosine_embedding_loss)(a, b, jnp.array([1, -1])).round(4)
+      Array([0.2929, 1.    ], dtype=float32)
+    """
+    return _one_example(jaxlosses.cosine_embedding_loss, locals())
+
+
+def triplet_margin_loss(
+    anchor: ArrayLike,
+    positive: ArrayLike,
+    negative: ArrayLike,
+    *,
+    margin: float = 1.0,
+    p: float = 2.0,
+    eps: float = 1e-6,
+    swap: bool = False,
+    axis: int = -1,
+    where: ArrayLike | None = None,
+) -> jax.Array:
+    """Per-example :func:`jaxlosses.triplet_margin_loss` for a ``(D,)`` triplet.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import per_example
+      >>> anchor = jnp.zeros((2, 2))
+      >>> positive, negative = jnp.array([[0.3, 0.4], [0.0, 2.0]]), jnp.array([[3.0, 4.0],
+      ...                                                                     [1.5, 0.0]])
+      >>> jax.vmap(per_example.triplet_margin_loss)(anchor, positive, negative)
+      Array([0. , 1.5], dtype=float32)
+    """
+    return _one_example(jaxlosses.triplet_margin_loss, locals())
+
+
+def triplet_margin_with_distance_loss(
+    anchor: ArrayLike,
+    positive: ArrayLike,
+    negative: ArrayLike,
+    *,
+    distance_function: Callable[[jax.Array, jax.Array], jax.Array] | None = None,
+    margin: float = 1.0,
+    swap: bool = False,
+    where: ArrayLike | None = None,
+) -> jax.Array:
+    """Per-example :func:`jaxlosses.triplet_margin_with_distance_loss` for one triplet.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxlosses import per_example
+      >>> def l1(x, y):
+      ...     return jnp.sum(jnp.abs(x - y), axis=-1)
+      >>> anchor, positive = jnp.zeros((2, 2)), jnp.array([[0.5, 0.5], [0.0, 0.0]])
+      >>> negative = jnp.array([[1.0, 0.5], [3.0, 0.0]])
+      >>> jax.vmap(lambda a, p, n: per_example.triplet_margin_with_distance_loss(
+      ...     a, p, n, distance_function=l1))(anchor, positive, negative)
+      Array([0.5, 0. ], dtype=float32)
+    """
+    return _one_example(jaxlosses.triplet_margin_with_distance_loss, locals())

@@ -13,6 +13,8 @@ YK = jnp.asarray(R.integers(0, 5, size=6))  # no ignore_index, for F1/Dice/label
 T = jnp.asarray(R.uniform(size=(6, 5)) < 0.5, jnp.float32)
 W = jnp.asarray(R.uniform(0.5, 2.0, size=5), jnp.float32)
 WHERE = jnp.asarray([True, True, False, True, True, False])
+SIGN = jnp.where(T > 0, 1, -1)  # 1/-1 targets of the margin and embedding losses
+PAIR = jnp.asarray([1, -1, 1, -1, -1, 1])  # 1/-1 per pair
 W_OUT = jnp.asarray(R.standard_normal((7, 5)) * 0.5, jnp.float32)  # an output layer, V = 7
 
 # module -> (function, hyperparameters, inputs, where)
@@ -84,6 +86,40 @@ CASES = {
         {"full": True, "eps": 0.5},
         (X, T, jnp.exp(X[:, :1])),  # one variance per row
         WHERE[:, None],
+    ),
+    # margin and metric-learning losses
+    "MarginRankingLoss": (
+        jl.margin_ranking_loss,
+        {"margin": 0.5},
+        (X[:, 0], X[:, 1], PAIR),
+        WHERE,
+    ),
+    "HingeEmbeddingLoss": (jl.hinge_embedding_loss, {"margin": 2.0}, (X, SIGN), WHERE[:, None]),
+    "SoftMarginLoss": (jl.soft_margin_loss, {"reduction": "sum"}, (X, SIGN), WHERE[:, None]),
+    "MultiMarginLoss": (jl.multi_margin_loss, {"p": 2, "margin": 0.5, "weight": W}, (X, YK), WHERE),
+    "MultiLabelMarginLoss": (
+        jl.multilabel_margin_loss,
+        {"reduction": "sum"},
+        (X, jnp.asarray([[0, 3, -1, 2, 1]] * 6)),
+        WHERE,
+    ),
+    "CosineEmbeddingLoss": (
+        jl.cosine_embedding_loss,
+        {"margin": -0.5},
+        (X, X[::-1], PAIR),
+        WHERE,
+    ),
+    "TripletMarginLoss": (
+        jl.triplet_margin_loss,
+        {"margin": 2.0, "p": 1.0, "swap": True},
+        (X, X[::-1], X[:, ::-1]),
+        WHERE,
+    ),
+    "TripletMarginWithDistanceLoss": (
+        jl.triplet_margin_with_distance_loss,
+        {"distance_function": lambda x, y: jnp.sum(jnp.abs(x - y), axis=-1), "margin": 2.0},
+        (X, X[::-1], X[:, ::-1]),
+        WHERE,
     ),
 }
 # Modules whose function's positional inputs include learned ones (a temperature, a bias,

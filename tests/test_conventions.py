@@ -56,6 +56,11 @@ NO_AXIS = {
     "info_nce": "(N, D) feature rows contracted by the similarity matmul",
     "siglip_loss": "(N, D) feature rows contracted by the similarity matmul (open_clip's layout)",
     "supervised_contrastive_loss": "(N, D) feature rows contracted by the similarity matmul",
+    # margin and metric-learning losses
+    "hinge_embedding_loss": "elementwise",
+    "margin_ranking_loss": "elementwise",
+    "soft_margin_loss": "elementwise",
+    "triplet_margin_with_distance_loss": "distance_function reduces the feature axis",
 }
 # Losses whose one example's loss needs the rest of the batch (in-batch negatives): no
 # per_example twin.

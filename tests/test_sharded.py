@@ -177,6 +177,27 @@ CALLS = {
     "per_example_cross_entropy": lambda x, y, t: jax.vmap(
         functools.partial(jl.per_example.cross_entropy, weight=WEIGHT)
     )(x.reshape(N // 2, 2, C), y.reshape(N // 2, 2)).reshape(N // 2),
+    # margin and metric-learning losses (1/-1 targets from the multi-label targets)
+    "margin_ranking_loss": lambda x, y, t: jl.margin_ranking_loss(
+        x[:, :4], x[:, 4:], 2 * t[:, :4] - 1, margin=0.5, where=WHERE[:, None]
+    ),
+    "hinge_embedding_loss": lambda x, y, t: jl.hinge_embedding_loss(jnp.abs(x), 2 * t - 1),
+    "soft_margin_loss": lambda x, y, t: jl.soft_margin_loss(x, 2 * t - 1, reduction="sum"),
+    "multi_margin_loss": lambda x, y, t: jl.multi_margin_loss(
+        x, jnp.maximum(y, 0), p=2, weight=WEIGHT, where=y >= 0
+    ),
+    "multilabel_margin_loss": lambda x, y, t: jl.multilabel_margin_loss(
+        x, jnp.where(t > 0, jnp.arange(C), -1), where=WHERE
+    ),
+    "cosine_embedding_loss": lambda x, y, t: jl.cosine_embedding_loss(
+        x[:, :4], x[:, 4:], 2 * t[:, 0] - 1, margin=0.1, where=WHERE
+    ),
+    "triplet_margin_loss": lambda x, y, t: jl.triplet_margin_loss(
+        x[:, :4], x[:, 4:], x[:, 2:6] + t[:, :4], swap=True
+    ),
+    "triplet_margin_with_distance_loss": lambda x, y, t: jl.triplet_margin_with_distance_loss(
+        x[:, :4], x[:, 4:], t[:, :4], distance_function=lambda a, b: jnp.sum((a - b) ** 2, -1)
+    ),
 }
 
 

@@ -609,3 +609,219 @@ def _l2_normalize_jvp(axis, eps, primals, tangents):
     u = x / denom
     radial = jnp.where(big, u * jnp.sum(u * x_dot, axis=axis, keepdims=True), 0.0)
     return u, (x_dot - radial) / denom
+
+
+# --------------------------------------------------------------------------------------
+# softplus
+
+
+@jax.custom_jvp
+def softplus(z: jax.Array) -> jax.Array:
+    """``log(1 + exp(z))`` as ``max(z, 0) + log1p(exp(-|z|))``, with derivative ``sigmoid(z)``.
+
+    Guards: the naive ``log1p(exp(z))`` is inf from ``z = 89`` (and its gradient nan);
+    autodiff of the stable form is wrong at ``z = 0`` (JAX's slopes of ``max`` and ``abs``
+    there give 0, not 1/2). About half the cost of ``jax.nn.softplus`` (``logaddexp``) on
+    XLA:CPU.
+    """
+    return jnp.maximum(z, 0) + jnp.log1p(jnp.exp(-jnp.abs(z)))
+
+
+@softplus.defjvp
+def _softplus_jvp(primals, tangents):
+    (z,), (z_dot,) = primals, tangents
+    return softplus(z), jax.nn.sigmoid(z) * z_dot
+
+
+# --------------------------------------------------------------------------------------
+# distances and similarities of vectors (the feature axis is last)
+
+
+def _pnorm(d: jax.Array, p: float) -> jax.Array:
+    """``(sum |d|**p)**(1/p)`` over the last axis, computed as written (may overflow)."""
+    if p == 2:
+        return jnp.sqrt(jnp.sum(d * d, axis=-1))
+    return jnp.power(jnp.sum(jnp.power(jnp.abs(d), p), axis=-1), 1 / p)
+
+
+def _row_scale(x: jax.Array, floor: float = 0.0) -> jax.Array:
+    """``max(max |x|, floor)`` over the last axis (kept), 1 where that is 0 or not finite.
+
+    A norm or a cosine is homogeneous in its vector, so it can be computed on ``x / s``
+    and scaled back: every value is then at most 1 and nothing overflows. The scale is a
+    ``stop_gradient``: the result does not depend on it, so its derivative does not either.
+    """
+    s = jnp.maximum(jnp.max(jnp.abs(x), axis=-1, keepdims=True), floor)
+    s = jnp.where((s > 0) & jnp.isfinite(s), s, jnp.ones_like(s))
+    return jax.lax.stop_gradient(s)
+
+
+def _all_finite(x: jax.Array) -> jax.Array:
+    return jnp.all(jnp.isfinite(x))
+
+
+def _keep(value, *_):
+    """The branch of ``lax.cond`` that keeps the naively computed value."""
+    return value
+
+
+@functools.lru_cache
+def _rescaled_distance(p: float):
+    """The branch that recomputes the distance on rows scaled to a maximum of 1.
+
+    One function per ``p`` (cached), so that JAX reuses the traced and compiled ``cond``
+    instead of tracing a new closure at every eager call.
+    """
+
+    def branch(n, x1, x2, eps):
+        d = x1 - x2 + eps
+        s = _row_scale(d)
+        return _pnorm(d / s, p) * s[..., 0]
+
+    return branch
+
+
+def _distance(x1: jax.Array, x2: jax.Array, eps: jax.Array, p: float) -> jax.Array:
+    d = x1 - x2 + eps
+    if p == jnp.inf:
+        return jnp.max(jnp.abs(d), axis=-1)
+    if p == 1:
+        return jnp.sum(jnp.abs(d), axis=-1)
+    n = _pnorm(d, p)
+    # The naive sum of |d|**p overflows for |d| around 1e19 (p = 2), where the distance is
+    # finite; only then is the batch recomputed on scaled rows (one more pass).
+    return jax.lax.cond(_all_finite(n), _keep, _rescaled_distance(p), n, x1, x2, eps)
+
+
+def _distance_tangent(d: jax.Array, n: jax.Array, t: jax.Array, p: float) -> jax.Array:
+    """``sum(dn/dd * t)`` with PyTorch's subgradients (``norm_backward``).
+
+    Written as an elementwise function of ``d`` times per-row scalars, so that XLA
+    recomputes ``d`` inside the gradient's loop (as for naive autodiff) instead of
+    storing an ``N x D`` coefficient; its powers are taken of ``d / n``, at most 1.
+    """
+    if p == 1:
+        return jnp.sum(jnp.sign(d) * t, axis=-1)
+    if p == jnp.inf:
+        hit = (jnp.abs(d) == n[..., None]).astype(d.dtype)  # the maximal entries share it
+        count = jnp.sum(hit, axis=-1)
+        return jnp.sum(jnp.sign(d) * hit * t, axis=-1) / jnp.where(count > 0, count, 1)
+    inv = jnp.where(n > 0, 1 / jnp.where(n > 0, n, 1), 0)[..., None]  # 0: subgradient at 0
+    if p == 2:
+        return jnp.sum(d * t, axis=-1) * inv[..., 0]
+    u = jnp.abs(d) * inv
+    if p < 1:  # |d|**(p - 1) is infinite at d = 0, where PyTorch's subgradient is 0
+        u = jnp.where(d == 0, 1, u)
+        return jnp.sum(jnp.where(d == 0, 0, jnp.sign(d) * jnp.power(u, p - 1)) * t, axis=-1)
+    return jnp.sum(jnp.sign(d) * jnp.power(u, p - 1) * t, axis=-1)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(3,))
+def pairwise_distance(x1: jax.Array, x2: jax.Array, eps: jax.Array, p: float) -> jax.Array:
+    r"""PyTorch's ``pairwise_distance``: ``||x1 - x2 + eps||_p`` over the last axis.
+
+    ``x1`` and ``x2`` broadcast; ``p > 0`` (``jnp.inf`` for the max norm) is static.
+    Guards: the gradient at distance 0 is PyTorch's subgradient 0 (naive autodiff of
+    ``sqrt(sum d**2)`` gives nan there, which ``eps = 0`` and identical vectors reach);
+    entries ``|d| = 0`` give a 0 derivative for ``p < 1`` (an infinite one naively);
+    ties of the max norm share the gradient equally (PyTorch's choice); and ``|d|`` up to
+    the float32 maximum keeps the value and gradient finite (a rescaled recomputation
+    when the naive sum of powers overflows). The gradient is written in ``d / n``, whose
+    entries are at most 1.
+    """
+    return _distance(x1, x2, eps, p)
+
+
+@functools.partial(pairwise_distance.defjvp, symbolic_zeros=True)
+def _pairwise_distance_jvp(p, primals, tangents):
+    x1, x2, eps = primals
+    t1, t2, t_eps = tangents
+    n = pairwise_distance(x1, x2, eps, p)
+
+    def along(sign):
+        return lambda t: sign * _distance_tangent(x1 - x2 + eps, n, t, p)
+
+    return n, _tangent(n, (along(1), t1), (along(-1), t2), (along(1), t_eps))
+
+
+@functools.lru_cache
+def _rescaled_norm(eps: float):
+    """The branch that recomputes ``sqrt(sum x**2 + eps)`` on rows scaled to a maximum of 1."""
+
+    def branch(r, x):
+        s = _row_scale(x, eps**0.5)  # s >= sqrt(eps): eps / s**2 <= 1
+        u = x / s
+        return jnp.sqrt(jnp.sum(u * u, axis=-1) + eps / (s * s)[..., 0]) * s[..., 0]
+
+    return branch
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
+def eps_norm(x: jax.Array, eps: float) -> jax.Array:
+    """``sqrt(sum x**2 + eps)`` over the last axis, finite for entries up to the float32 max.
+
+    Guards: ``eps > 0`` keeps it positive (its gradient ``x / r`` finite at ``x = 0``), and
+    the rows are rescaled when the naive sum of squares overflows (entries around 1e19).
+    """
+    r = jnp.sqrt(jnp.sum(x * x, axis=-1) + eps)
+    return jax.lax.cond(_all_finite(r), _keep, _rescaled_norm(eps), r, x)
+
+
+@eps_norm.defjvp
+def _eps_norm_jvp(eps, primals, tangents):
+    (x,), (t,) = primals, tangents
+    r = eps_norm(x, eps)
+    return r, jnp.sum((x / r[..., None]) * t, axis=-1)
+
+
+@functools.lru_cache
+def _rescaled_cosine(eps: float):
+    """The branch that recomputes the cosine on rows scaled to a maximum of 1."""
+
+    def branch(cos, x1, x2):
+        # cos is homogeneous of degree 0 in each vector: on x / s with s >= sqrt(eps) the
+        # sums are at most the dimension and eps / s**2 at most 1.
+        s1, s2 = _row_scale(x1, eps**0.5), _row_scale(x2, eps**0.5)
+        u1, u2 = x1 / s1, x2 / s2
+        q1 = jnp.sqrt(jnp.sum(u1 * u1, axis=-1) + eps / (s1 * s1)[..., 0])
+        q2 = jnp.sqrt(jnp.sum(u2 * u2, axis=-1) + eps / (s2 * s2)[..., 0])
+        return jnp.sum(u1 * u2, axis=-1) / (q1 * q2)
+
+    return branch
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
+def cosine_similarity(x1: jax.Array, x2: jax.Array, eps: float) -> jax.Array:
+    r"""``x1 . x2 / sqrt((|x1|^2 + eps)(|x2|^2 + eps))`` over the last axis (PyTorch's
+    ``cosine_embedding_loss`` form, ``eps = 1e-12`` there).
+
+    Guards: a zero vector gives cosine 0 and PyTorch's finite gradient (``eps`` keeps
+    the denominator positive); entries up to the float32 maximum keep the value and
+    gradient finite (rescaled rows when the naive sums overflow, from entries around
+    1e19, or their product, from norms around 1e10, where PyTorch returns nan or 0). The
+    gradient is the closed form :math:`x_2 / (r_1 r_2) - \cos\, x_1 / r_1^2` (and
+    symmetrically), with :math:`r = \sqrt{|x|^2 + \mathrm{eps}}` from :func:`eps_norm`,
+    evaluated as ``(x / r)`` scaled once more so that no product overflows.
+    """
+    dot = jnp.sum(x1 * x2, axis=-1)
+    m12 = (jnp.sum(x1 * x1, axis=-1) + eps) * (jnp.sum(x2 * x2, axis=-1) + eps)
+    cos = dot / jnp.sqrt(m12)  # PyTorch's rounding: one square root of the product
+    ok = _all_finite(dot) & _all_finite(m12)
+    return jax.lax.cond(ok, _keep, _rescaled_cosine(eps), cos, x1, x2)
+
+
+@functools.partial(cosine_similarity.defjvp, symbolic_zeros=True)
+def _cosine_similarity_jvp(eps, primals, tangents):
+    x1, x2 = primals
+    t1, t2 = tangents
+    cos = cosine_similarity(x1, x2, eps)
+    a1, a2 = (1 / eps_norm(x1, eps))[..., None], (1 / eps_norm(x2, eps))[..., None]
+    c = cos[..., None]
+
+    def d1(t):
+        return jnp.sum(((x2 * a2) * a1 - (x1 * a1) * (c * a1)) * t, axis=-1)
+
+    def d2(t):
+        return jnp.sum(((x1 * a1) * a2 - (x2 * a2) * (c * a2)) * t, axis=-1)
+
+    return cos, _tangent(cos, (d1, t1), (d2, t2))

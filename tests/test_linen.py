@@ -87,18 +87,19 @@ def test_training_updates_params_only_and_compiles_once():
     step(params, opt_state, {linen.HYPERPARAMETERS: {"FocalLoss_0": {"weight": jnp.ones(5)}}}, X, Y)
 
 
-def test_linear_cross_entropy_module_takes_the_heads_parameters_at_the_call():
-    head = fnn.Dense(7)
-    params = head.init(jax.random.key(0), X)["params"]
-    loss = linen.LinearCrossEntropyLoss(reduction="sum", logit_softcap=3.0)
-    assert loss.init(jax.random.key(0), X, params["kernel"].T, Y) == {}
+def test_linear_cross_entropy_module_owns_its_head():
+    """linen.LinearCrossEntropyLoss holds the head's parameters like PyTorch's module; its
+    value and gradients equal cross_entropy of the soft-capped logits of that head."""
+    loss = linen.LinearCrossEntropyLoss(5, 7, bias=True, reduction="sum", logit_softcap=3.0)
+    params = loss.init(jax.random.key(0), X, Y)["params"]
+    assert jax.tree.map(jnp.shape, params) == {"linear_weight": (7, 5), "linear_bias": (7,)}
 
     def fused(params):
-        w, b = params["kernel"].T, params["bias"]
-        return loss.apply({}, X, w, Y, bias=b, where=WHERE)
+        return loss.apply({"params": params}, X, Y, where=WHERE)
 
     def naive(params):
-        logits = 3.0 * jnp.tanh(head.apply({"params": params}, X) / 3.0)
+        logits = X @ params["linear_weight"].T + params["linear_bias"]
+        logits = 3.0 * jnp.tanh(logits / 3.0)
         return jl.cross_entropy(logits, Y, reduction="sum", where=WHERE)
 
     chex.assert_trees_all_close(

@@ -154,28 +154,32 @@ def test_a_loss_with_other_inputs_is_a_few_lines():
     )
 
 
-def test_linear_cross_entropy_module_trains_the_head_like_the_naive_path():
-    """The head's kernel and bias are passed at the call; the fused loss's value and
-    gradients (head and body) equal CrossEntropyLoss of the head's logits."""
+def test_linear_cross_entropy_module_trains_its_head_like_the_naive_path():
+    """The module owns the head (PyTorch's LinearCrossEntropyLoss): the fused loss's value
+    and gradients (head and body) equal CrossEntropyLoss of the head's logits."""
 
     class LM(nnx.Module):
         def __init__(self, rngs):
             self.body = nnx.Linear(5, 8, rngs=rngs)
-            self.head = nnx.Linear(8, 7, rngs=rngs)
+            self.loss = losses.LinearCrossEntropyLoss(
+                8, 7, bias=True, label_smoothing=0.1, chunk_size=4, rngs=rngs
+            )
 
     model = LM(nnx.Rngs(0))
-    fused = losses.LinearCrossEntropyLoss(label_smoothing=0.1, chunk_size=4)
     naive = losses.CrossEntropyLoss(label_smoothing=0.1)
-    assert set(fused.hyperparameters()).isdisjoint({"bias", "where"})
+    assert model.loss.linear_weight.shape == (7, 8) and model.loss.linear_bias.shape == (7,)
+    assert set(model.loss.hyperparameters()).isdisjoint({"linear_bias", "where"})
 
     def fused_loss(m):
-        h = jax.nn.relu(m.body(X))
-        return fused(h, m.head.kernel[...].T, Y, bias=m.head.bias[...], where=WHERE)
+        return m.loss(jax.nn.relu(m.body(X)), Y, where=WHERE)
 
     def naive_loss(m):
-        return naive(m.head(jax.nn.relu(m.body(X))), Y, where=WHERE)
+        h = jax.nn.relu(m.body(X))
+        logits = h @ m.loss.linear_weight[...].T + m.loss.linear_bias[...]
+        return naive(logits, Y, where=WHERE)
 
     got = nnx.jit(nnx.value_and_grad(fused_loss))(model)
     want = nnx.value_and_grad(naive_loss)(model)
     chex.assert_trees_all_close(got, want, rtol=1e-5, atol=1e-6)
-    assert float(jnp.abs(got[1]["head"]["bias"][...]).sum()) > 0
+    assert float(jnp.abs(got[1]["loss"]["linear_bias"][...]).sum()) > 0
+    assert float(jnp.abs(got[1]["body"]["kernel"][...]).sum()) > 0

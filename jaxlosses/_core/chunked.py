@@ -61,7 +61,7 @@ References:
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, overload
 
 import jax
 import jax.numpy as jnp
@@ -191,6 +191,10 @@ def make_plan(
 # Rows
 
 
+@overload
+def pad_rows(a: jax.Array, multiple: int) -> jax.Array: ...
+@overload
+def pad_rows(a: None, multiple: int) -> None: ...
 def pad_rows(a: jax.Array | None, multiple: int) -> jax.Array | None:
     """``a`` padded with zeros along its first axis to a multiple of ``multiple``."""
     if a is None:
@@ -199,11 +203,19 @@ def pad_rows(a: jax.Array | None, multiple: int) -> jax.Array | None:
     return jnp.pad(a, [(0, pad)] + [(0, 0)] * (a.ndim - 1)) if pad else a
 
 
+@overload
+def split_rows(a: jax.Array, row_chunk: int) -> jax.Array: ...
+@overload
+def split_rows(a: None, row_chunk: int) -> None: ...
 def split_rows(a: jax.Array | None, row_chunk: int) -> jax.Array | None:
     """``(N, ...)`` to ``(N / row_chunk, row_chunk, ...)`` (``N`` a multiple)."""
     return None if a is None else a.reshape((-1, row_chunk) + a.shape[1:])
 
 
+@overload
+def merge_rows(a: jax.Array) -> jax.Array: ...
+@overload
+def merge_rows(a: None) -> None: ...
 def merge_rows(a: jax.Array | None) -> jax.Array | None:
     """The inverse of :func:`split_rows`."""
     return None if a is None else a.reshape((-1,) + a.shape[2:])
@@ -235,6 +247,10 @@ class Columns(NamedTuple):
     first: Any  # int or a traced int
     valid: jax.Array | None  # (1, width) bool
 
+    @overload
+    def take(self, a: jax.Array, axis: int = 0) -> jax.Array: ...
+    @overload
+    def take(self, a: None, axis: int = 0) -> None: ...
     def take(self, a: jax.Array | None, axis: int = 0) -> jax.Array | None:
         """The block's slice of ``a`` along ``axis``."""
         if a is None or self.valid is None:
@@ -486,6 +502,7 @@ def _update(
 
     label = run.label
     if terms.labels is not None:
+        assert run.label is not None  # _empty starts every statistic that terms or reads ask for
         local, hit = cols.local(terms.labels)
         # A gather, not a masked sum: XLA would materialise the mask times the block.
         at = jnp.take_along_axis(s, local[:, None], axis=1)[:, 0]
@@ -493,6 +510,7 @@ def _update(
 
     dense, target_mass = run.dense, run.target_mass
     if terms.targets is not None:
+        assert run.dense is not None and run.target_mass is not None
         tw = cols.take(terms.targets, axis=1).astype(s.dtype)
         tw = tw if w is None else tw * w
         if cols.valid is not None:
@@ -504,6 +522,7 @@ def _update(
 
     column_sum, column_mass = run.column_sum, run.column_mass
     if reads.column_sum:
+        assert run.column_sum is not None and run.column_mass is not None
         # sum of w_c (s_c - shift) over the columns that are not masked; a masked column's
         # 0 multiplies a finite stand-in for its -inf (and a second expression of the
         # shift keeps XLA:CPU from materialising the one the exponentials use)
@@ -521,6 +540,7 @@ def _update(
 
     weighted = run.weighted
     if reads.expected:
+        assert run.weighted is not None
         moved = scale * (run.weighted + delta * run.sumexp)
         moved = jnp.where(scale == 0, 0.0, moved)
         weighted = moved + jnp.sum(e * stable.finite_floor(xs), axis=1)
@@ -545,6 +565,7 @@ def _finish(run: _Running, terms: SoftmaxTerms, num_columns: int) -> SoftmaxStat
     shift = _shift(run.m)
     label = None
     if terms.labels is not None:
+        assert run.label is not None
         y = terms.labels
         hit = (y >= 0) & (y < num_columns)
         label = jnp.where(hit, run.label - shift, jnp.zeros_like(run.label))
@@ -622,6 +643,7 @@ def softmax_gradient(
             kept = cols.take(column_kept)[None, :].astype(s.dtype)
         g = g + cotangents.column_sum[:, None] * kept
     if cotangents.expected is not None:
+        assert stats.expected is not None  # a cotangent comes with its statistic
         centred = 1.0 + stable.finite_floor(xs) - stats.expected[:, None]
         g = g + cotangents.expected[:, None] * (p * centred)
     dt = None

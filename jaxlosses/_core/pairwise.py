@@ -96,7 +96,7 @@ def _split(tree):
 
     def merge(new_floats):
         it = iter(new_floats)
-        return treedef.unflatten([next(it) if _is_float(x) else x for x in leaves])
+        return jax.tree.unflatten(treedef, [next(it) if _is_float(x) else x for x in leaves])
 
     return floats, merge
 
@@ -105,21 +105,22 @@ def _cotangents(tree, float_grads):
     """Cotangents for ``tree``: ``float_grads`` for its floating leaves, float0 elsewhere."""
     leaves, treedef = jax.tree.flatten(tree)
     it = iter(float_grads)
-    return treedef.unflatten(
-        [next(it).astype(x.dtype) if _is_float(x) else _zero_cotangent(x) for x in leaves]
+    return jax.tree.unflatten(
+        treedef,
+        [next(it).astype(x.dtype) if _is_float(x) else _zero_cotangent(x) for x in leaves],
     )
 
 
 class _Chunks(NamedTuple):
-    """Static description of the chunking of ``N`` rows into ``count`` chunks of ``size``."""
+    """Static description of the chunking of ``N`` rows into ``num_chunks`` chunks of ``size``."""
 
     size: int
-    count: int
+    num_chunks: int
     num_rows: int
 
     @property
     def padding(self) -> int:
-        return self.size * self.count - self.num_rows
+        return self.size * self.num_chunks - self.num_rows
 
 
 def _chunking(num_rows: int, num_cols: int, chunk_size: int | None) -> _Chunks:
@@ -135,7 +136,7 @@ def _chunked(ch: _Chunks, tree):
         x = jnp.asarray(x)
         if ch.padding:
             x = jnp.pad(x, [(0, ch.padding)] + [(0, 0)] * (x.ndim - 1))
-        return x.reshape((ch.count, ch.size) + x.shape[1:])
+        return x.reshape((ch.num_chunks, ch.size) + x.shape[1:])
 
     return jax.tree.map(one, tree)
 
@@ -169,7 +170,7 @@ def _one_type(*trees):
     device, which the cast's transpose sums. A no-op outside ``shard_map``.
     """
     leaves, treedef = jax.tree.flatten(trees)
-    return treedef.unflatten(vary_together(leaves, ()))
+    return jax.tree.unflatten(treedef, vary_together(leaves, ()))
 
 
 # --------------------------------------------------------------------------------------

@@ -172,7 +172,8 @@ def ctc_forward_variables(
     repeat = _repeat_penalty(labels, log_zero, log_probs.dtype)
 
     def step(alpha, xs):
-        alpha = _alpha_step(alpha, *xs, labels, repeat, blank)
+        lp_t, keep_t = xs
+        alpha = _alpha_step(alpha, lp_t, keep_t, labels, repeat, blank)
         return alpha, alpha
 
     init = _alpha_init(log_probs, labels, log_zero)
@@ -184,7 +185,8 @@ def _negative_log_likelihood(log_probs, labels, frames, target_lengths, log_zero
     repeat = _repeat_penalty(labels, log_zero, log_probs.dtype)
 
     def step(alpha, xs):
-        return _alpha_step(alpha, *xs, labels, repeat, blank), None
+        lp_t, keep_t = xs
+        return _alpha_step(alpha, lp_t, keep_t, labels, repeat, blank), None
 
     init = _alpha_init(log_probs, labels, log_zero)
     alpha, _ = jax.lax.scan(step, init, (log_probs, frames))
@@ -200,7 +202,8 @@ def _nll_and_gradient(log_probs, labels, frames, target_lengths, log_zero, blank
     repeat = _repeat_penalty(labels, log_zero, dtype)
 
     def forward(alpha, xs):
-        alpha = _alpha_step(alpha, *xs, labels, repeat, blank)
+        lp_t, keep_t = xs
+        alpha = _alpha_step(alpha, lp_t, keep_t, labels, repeat, blank)
         return alpha, alpha
 
     init = _alpha_init(log_probs, labels, log_zero)

@@ -54,7 +54,7 @@ SIGLIP_LEARNED = {
 # Argument checks (shared with the sharded versions)
 
 
-def replicated(*arrays):
+def replicated(*inputs):
     """The arrays (None kept), replicated if any of them is explicitly sharded.
 
     Every item is compared with every other, so explicitly sharded features (a mesh of
@@ -62,7 +62,7 @@ def replicated(*arrays):
     the transpose of the reshard sends each gradient back to its shard. To split the work
     over devices, call :mod:`jaxlosses.sharded`'s versions inside ``shard_map``.
     """
-    arrays = [None if a is None else jnp.asarray(a) for a in arrays]
+    arrays = [None if a is None else jnp.asarray(a) for a in inputs]
     if not any(a is not None and any(s is not None for s in explicit_spec(a)) for a in arrays):
         return arrays
     from jax.sharding import PartitionSpec
@@ -200,8 +200,8 @@ def _clip_block(cfg: _ClipConfig, p, rows, cols, params):
     x = params * p
     xr = jnp.where(cols[None, :], x, -jnp.inf) if cfg.col_mask else x
     xc = jnp.where(kept[:, None], x, -jnp.inf)  # padding rows leave the columns too
-    values = (stable.logsumexp(xr, 1),)
-    parts = (stable.logsumexp(xc, 0),)
+    values: tuple[jax.Array, ...] = (stable.logsumexp(xr, 1),)
+    parts: tuple[jax.Array, ...] = (stable.logsumexp(xc, 0),)
     if cfg.smoothing:
         values += (jnp.sum(jnp.where(cols[None, :], x, 0.0) if cfg.col_mask else x, 1),)
         parts += (jnp.sum(jnp.where(kept[:, None], x, 0.0), 0),)
@@ -665,6 +665,7 @@ def pair_contrastive(
     cols = (labels, kept)
     npos = positive_counts(labels, kept).astype(acc)
     has_pos = kept & (npos > 0)
+    coef: tuple[jax.Array, ...]  # a row weight for each statistic of label_stats
     if average == "anchors":
         # SupCon: (lse - sum_pos / |P|) per anchor with positives, 0 otherwise.
         coef = (jnp.where(has_pos, 1.0, 0.0), -jnp.where(has_pos, 1.0 / jnp.maximum(npos, 1), 0.0))

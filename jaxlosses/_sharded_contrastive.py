@@ -139,7 +139,7 @@ def clip_loss(
     diag = scale * row_dot(a, b)
     if _scalar_reduction(reduction):
         w = _item_weights(reduction, kept, axes, acc)
-        weights = (0.5 * w,)
+        weights: tuple[jax.Array, ...] = (0.5 * w,)
         if smoothing:
             weights += (-0.5 * w * eps / jnp.maximum(num_kept, 1.0),)
         total = sum(

@@ -12,11 +12,12 @@ import functools
 import inspect
 import numbers
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar, overload
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -176,6 +177,10 @@ def broadcast_shapes(**arrays: jax.Array) -> tuple[int, ...]:
         raise ValueError(f"{names} must broadcast to one shape, got {shapes}") from None
 
 
+@overload
+def as_where(where: None, shape: tuple[int, ...], *, to: str = ...) -> None: ...
+@overload
+def as_where(where: ArrayLike, shape: tuple[int, ...], *, to: str = ...) -> jax.Array: ...
 def as_where(where, shape: tuple[int, ...], *, to: str = "unreduced loss") -> jax.Array | None:
     """Validates an optional boolean mask and broadcasts it to ``shape``."""
     if where is None:

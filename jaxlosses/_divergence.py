@@ -366,6 +366,6 @@ def gaussian_nll_loss(
     """
     inputs = elementwise_inputs(input, target)
     v = _gaussian_var(var, checks.as_float_array("input", input), inputs.input.dtype)
-    eps = jnp.asarray(eps, inputs.input.dtype)
-    loss = gaussian_nll(inputs.input, inputs.target, v, full=full, eps=eps)
+    eps_array = jnp.asarray(eps, inputs.input.dtype)
+    loss = gaussian_nll(inputs.input, inputs.target, v, full=full, eps=eps_array)
     return finish_elementwise(loss, inputs, where=where).reduce(reduction)

@@ -28,7 +28,7 @@ from jax.typing import ArrayLike
 from jaxlosses._core import checks, chunked
 from jaxlosses._core.checks import REDUCTION, hyperparameters, integer, real
 from jaxlosses._core.chunked import LinearHead, SoftmaxReads, SoftmaxStats, SoftmaxTerms
-from jaxlosses._core.classes import ClassInputs, class_labels, class_weight
+from jaxlosses._core.classes import ClassShape, class_labels, class_weight
 from jaxlosses._core.reduction import Unreduced, compute_dtype, safe_divide
 from jaxlosses._core.sharding import explicit_spec, vary_together
 
@@ -75,14 +75,18 @@ def cross_entropy_from_statistics(
       item_weight: :math:`\omega`, with ``z_loss``.
     """
     if stats.label is not None:
+        assert target_weight is not None
         loss = target_weight * (stats.lse - stats.label)
     else:
+        assert stats.target_mass is not None and stats.dense is not None
         loss = stats.target_mass * stats.lse - stats.dense
     if label_smoothing is not None:
+        assert stats.column_mass is not None and stats.column_sum is not None
         eps = label_smoothing
         uniform = stats.column_mass * stats.lse - stats.column_sum
         loss = (1 - eps) * loss + eps / num_classes * uniform
     if z_loss is not None:
+        assert item_weight is not None
         loss = loss + z_loss * item_weight * jnp.square(stats.absolute_lse())
     return loss
 
@@ -193,7 +197,7 @@ def prepare_linear_inputs(
                 f"linear_weight.shape[1:-1] = {item_shape}, got target.shape={target.shape} "
                 f"(input.shape={jnp.shape(input)}, linear_weight.shape={jnp.shape(linear_weight)})"
             )
-        inputs = ClassInputs(jax.ShapeDtypeStruct(item_shape + (num_classes,), acc), mask, dtype)
+        inputs = ClassShape(item_shape, num_classes, mask)
         lab = class_labels(
             inputs, target, -1, ignore_index, name="target", num_classes=shards * num_classes
         )
@@ -243,6 +247,7 @@ def _item_weights(inp: LinearInputs, acc) -> tuple[jax.Array, jax.Array]:
     if inp.labels is None:
         kept = inp.kept.astype(acc)
         return kept, kept
+    assert inp.out_of_range is not None  # given with the labels
     w_y = 1.0 if inp.class_weight is None else inp.class_weight[inp.labels]
     denominator = jnp.where(inp.kept, w_y, 0.0).astype(acc)
     counted = inp.kept & ~inp.out_of_range
@@ -337,8 +342,8 @@ def _linear_cross_entropy(
             *weights, token_scale = data
             return token_scale * loss_of(stats, weights, hyper)
 
-        w, b, labels, targets = (None if a is None else a[0] for a in _positions(inp))
-        head = LinearHead(w, b, cap)
+        head = inp.head(0, cap)
+        _, _, labels, targets = (None if a is None else a[0] for a in _positions(inp))
         tw = None if target_w is None else target_w[:, 0]
         loss = chunked.linear_softmax_loss(
             row_loss, head, inp.x, SoftmaxTerms(labels, targets),
@@ -357,8 +362,8 @@ def _linear_cross_entropy(
         per = jnp.where(inp.out_of_range, jnp.full_like(per, jnp.nan), per)
     shape = inp.item_shape
     # probabilities: the mean is over the kept items
-    denominator = None if inp.labels is None else denominator.reshape(shape)
-    unreduced = Unreduced(per.reshape(shape), inp.kept.reshape(shape), denominator, inp.dtype)
+    item_denominator = None if inp.labels is None else denominator.reshape(shape)
+    unreduced = Unreduced(per.reshape(shape), inp.kept.reshape(shape), item_denominator, inp.dtype)
     return unreduced.reduce(reduction)
 
 

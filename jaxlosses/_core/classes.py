@@ -44,6 +44,14 @@ class ClassInputs(NamedTuple):
         return self.x.shape[:-1]
 
 
+class ClassShape(NamedTuple):
+    """What :func:`class_labels` reads of a :class:`ClassInputs`, for logits never formed."""
+
+    item_shape: tuple[int, ...]
+    num_classes: int
+    mask: jax.Array | None  # (...) kept items, from ``where`` only
+
+
 def class_inputs(name: str, logits, axis: int, where) -> tuple[ClassInputs, int]:
     """Validates floating logits, moves ``axis`` last and broadcasts ``where``."""
     logits = checks.as_float_array(name, logits)
@@ -87,7 +95,7 @@ class ClassLabels(NamedTuple):
 
 
 def class_labels(
-    inputs: ClassInputs,
+    inputs: ClassInputs | ClassShape,
     labels,
     axis: int,
     ignore_index: int | None,

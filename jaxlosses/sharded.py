@@ -94,10 +94,13 @@ def _combine(local: SoftmaxStats, hit: jax.Array | None, extras: list, axis_name
 
     parts = [jnp.exp(local.lse) * scale]
     if local.label is not None:
+        assert hit is not None  # given with the labels
         parts += [jnp.where(hit, local.label + delta, 0.0)]
     if local.dense is not None:
+        assert local.target_mass is not None
         parts += [moved(local.dense, local.target_mass), local.target_mass]
     if local.column_sum is not None:
+        assert local.column_mass is not None
         parts += [moved(local.column_sum, local.column_mass), local.column_mass]
     parts += extras
     total = lax.psum(jnp.stack(parts), axis_name)
@@ -545,8 +548,10 @@ def vocab_parallel_linear_cross_entropy(
     w, b = inp.w[0], None if inp.b is None else inp.b[0]
     kept = inp.kept[:, 0]
     if inp.labels is None:
+        assert inp.targets is not None  # probabilities when there are no labels
         labels, extras, targets = None, [], inp.targets[0]
     else:
+        assert inp.out_of_range is not None  # given with the labels
         counted = kept & ~inp.out_of_range[:, 0]
         labels = _local_labels(inp.labels[:, 0], counted, local_classes, axis_name)
         extras = [] if cw is None else [_item_weight(labels, cw)]
@@ -561,11 +566,13 @@ def vocab_parallel_linear_cross_entropy(
     stats, summed = _linear_vocab_stats(
         plan, reads, axis_name, x, w, b, cap, labels, targets, cw, extras
     )
+    items: tuple[jax.Array | None, jax.Array, jax.Array, jax.Array | None, jax.Array | None]
     if inp.labels is None:
         items = (None, kept.astype(acc), kept, None, None)
     else:
         w_y = summed[0] if cw is not None else counted.astype(acc)
         denominator = w_y if cw is not None else kept.astype(acc)
+        assert inp.out_of_range is not None
         items = (w_y, w_y, kept, inp.out_of_range[:, 0], denominator)
     return _loss_from(
         stats, items, label_smoothing=eps, z_loss=zl, num_classes=local_classes * shards,

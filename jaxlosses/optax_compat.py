@@ -712,7 +712,7 @@ def ctc_loss_with_forward_probs(
     alpha_blank, alpha_label = _sequence.ctc_forward_variables(
         lp, safe, frames, blank=blank_id, log_zero=log_zero
     )
-    alpha_label = alpha_label[..., : labels.shape[1]]
+    alpha_label = alpha_label[..., : jnp.asarray(labels).shape[1]]
     last = alpha_blank[-1]
     last = jnp.concatenate([last[:, :1], jnp.logaddexp(last[:, 1:], alpha_label[-1])], axis=1)
     alpha_blank = alpha_blank.at[-1].set(last)

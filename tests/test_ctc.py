@@ -598,3 +598,12 @@ def test_beam_search_finds_the_most_likely_labelling():
         greedy = tuple(collapse(np.argmax(lp[: il[n], n], -1)))
         better += probs[best] > probs[greedy] + 1e-6
     assert better >= 1  # the beam finds a likelier labelling than the best path's
+
+
+def test_optax_compat_forward_probs_take_lists():
+    # ArrayLike labels: nested Python lists (labels.shape used to raise AttributeError)
+    loss, blank, label = optax_compat.ctc_loss_with_forward_probs(
+        [[[0.0, 0.0]] * 3], [[0.0] * 3], [[1]], [[0.0]]
+    )
+    np.testing.assert_allclose(loss, [-np.log(6 / 8)], rtol=1e-6)
+    assert blank.shape == (3, 1, 2) and label.shape == (3, 1, 1)

@@ -172,12 +172,14 @@ class Loss(nn.Module):
         super().__post_init__()
 
     @nn.compact
-    def __call__(self, *inputs: ArrayLike, **call_arguments: Any) -> jax.Array:
+    def __call__(self, *inputs: Any, **call_arguments: Any) -> jax.Array:
         """``fn(*inputs, **call_arguments, **hyperparameters)``.
 
         ``inputs`` are the function's positional inputs (``input, target`` for most);
         ``call_arguments`` are ``where`` and the module's other call arguments.
         """
+        # Typed (*Any, **Any), which any override matches: the inputs are the function's,
+        # and a subclass may declare its own (LinearCrossEntropyLoss: input, target).
         check_call(self.spec, type(self).__name__, inputs, call_arguments)
         learned = {}
         for name, li in self.spec.learned.items():

@@ -184,12 +184,14 @@ class Loss(nnx.Module):
             values[name] = value[...] if isinstance(value, nnx.Variable) else value
         return values
 
-    def __call__(self, *inputs: ArrayLike, **call_arguments: Any) -> jax.Array:
+    def __call__(self, *inputs: Any, **call_arguments: Any) -> jax.Array:
         """``fn(*inputs, **call_arguments, **hyperparameters)``.
 
         ``inputs`` are the function's positional inputs (``input, target`` for most);
         ``call_arguments`` are ``where`` and the module's other call arguments.
         """
+        # Typed (*Any, **Any), which any override matches: the inputs are the function's,
+        # and a subclass may declare its own (LinearCrossEntropyLoss: input, target).
         check_call(self.spec, type(self).__name__, inputs, call_arguments)
         learned = {n: li.value(getattr(self, n)[...]) for n, li in self.spec.learned.items()}
         args = self.spec.arguments(inputs, learned)

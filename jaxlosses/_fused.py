@@ -490,7 +490,8 @@ def linear_cross_entropy(
     indices (``"mean"`` divides by :math:`\sum w_{y_n}`, PyTorch's weighted mean, so the
     z-loss is averaged with the same weights as the cross-entropy), 1 for probabilities
     (``"mean"`` divides by the number of items). :func:`jaxlosses.cross_entropy` and the
-    vocabulary-parallel losses of :mod:`jaxlosses.sharded` use the same definition.
+    vocabulary-parallel losses
+    (:func:`jaxlosses.sharded.vocab_parallel_cross_entropy` and its kin) use the same definition.
 
     Shapes (PyTorch's, with any batch shape ``B`` instead of ``N``): ``input`` ``(*B, H)``
     (an unbatched ``(H,)`` too); ``linear_weight`` ``(C, H)``, or ``(C, d1, ..., dk, H)``

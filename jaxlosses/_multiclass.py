@@ -226,8 +226,8 @@ def cross_entropy(
     of items. The optional z-loss (PaLM's, :math:`\lambda_z` = ``z_loss``) is weighted
     like the item's cross-entropy in that mean, :math:`\omega_n = w_{y_n}` for class
     indices and 1 for probabilities, so ``"mean"`` averages it with the same weights;
-    :func:`linear_cross_entropy` and the vocabulary-parallel losses of
-    :mod:`jaxlosses.sharded` define it alike.
+    :func:`linear_cross_entropy` and the vocabulary-parallel losses
+    (:func:`jaxlosses.sharded.vocab_parallel_cross_entropy` and its kin) define it alike.
 
     The gradient is the closed form :math:`(\sum_c q_c)\,\mathrm{softmax}(s) - q`
     (a ``custom_jvp``, so forward mode and Hessians work). Every term is formed from

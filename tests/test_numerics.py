@@ -16,8 +16,6 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import given, settings
-from hypothesis import strategies as st
 from jax.test_util import check_grads
 from test_binary import torchvision_sigmoid_focal_loss
 from test_multiclass import torch_focal, torch_label_smoothing
@@ -344,13 +342,15 @@ LOSSES_OF_LOGITS = {
 _JITTED = {name: jax.jit(fn) for name, fn in LOSSES_OF_LOGITS.items()}
 
 
-@settings(max_examples=2 * len(LOSSES_OF_LOGITS))
-@given(name=st.sampled_from(sorted(LOSSES_OF_LOGITS)), seed=st.integers(0, 2**16))
-def test_gradients_equal_finite_differences_in_float64(name, seed):
+@pytest.mark.parametrize("name", sorted(LOSSES_OF_LOGITS))
+def test_gradients_equal_finite_differences_in_float64(name):
+    """First and second reverse-mode derivatives against central differences, once per
+    function (each check compiles new programs). Forward mode is held to reverse mode, to
+    first and second order, by test_every_autodiff_mode_runs_and_agrees."""
     with jax.enable_x64(True):
-        r = np.random.default_rng(seed)
+        r = np.random.default_rng(sorted(LOSSES_OF_LOGITS).index(name))
         x = jnp.asarray(r.standard_normal((3, 4)) * r.choice([0.5, 2.0]), jnp.float64)
-        check_grads(_JITTED[name], (x,), order=2, modes=("fwd", "rev"), atol=1e-5, rtol=1e-5)
+        check_grads(_JITTED[name], (x,), order=2, modes=("rev",), atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("name", sorted(LOSSES_OF_LOGITS))

@@ -32,6 +32,12 @@ mode does not):
   forward pass up to the upstream scalar, so each block is used once, for the value and
   for the gradients: three GEMMs, like the naive ``a @ b.T`` and its backward pass.
 
+Both are layers over :mod:`jaxlosses._core.chunked`: its row helpers (``pad_rows``,
+``split_rows``, ``merge_rows``) chunk the rows, and :func:`pairwise_total` is its
+``sum_with_forward_gradients`` kernel with a block function of ``a_c @ b.T``. Only
+:func:`pairwise_rows`, whose column reductions
+run across chunks, has a scan of its own.
+
 Only one block (and its VJP's temporaries) exists at a time. Residuals are the inputs and
 ``O(N + M)`` vectors (and, for :func:`pairwise_total`, the finished gradients).
 """
@@ -47,6 +53,13 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from jaxlosses._core.chunked import (
+    backend_kind,
+    merge_rows,
+    pad_rows,
+    split_rows,
+    sum_with_forward_gradients,
+)
 from jaxlosses._core.reduction import compute_dtype
 from jaxlosses._core.sharding import vary_together
 
@@ -65,8 +78,7 @@ def auto_chunk_size(num_rows: int, num_cols: int, backend: str | None = None) ->
     or ``2**26`` on GPU and TPU, and ``T <= N / 8`` (so that a block stays well under the
     naive ``N x M`` arrays), at least 8; never more than ``N``.
     """
-    backend = jax.default_backend() if backend is None else backend
-    budget = _BLOCK_BUDGET["cpu" if backend == "cpu" else "accelerator"]
+    budget = _BLOCK_BUDGET[backend_kind(backend)]
     t = 1 << max(0, (budget // max(1, num_cols)).bit_length() - 1)
     t = min(t, 1 << max(0, (max(1, num_rows // 8)).bit_length() - 1))
     return max(1, min(max(t, _MIN_CHUNK), num_rows))
@@ -112,37 +124,24 @@ def _cotangents(tree, float_grads):
 
 
 class _Chunks(NamedTuple):
-    """Static description of the chunking of ``N`` rows into ``num_chunks`` chunks of ``size``."""
+    """Static chunking of ``num_rows`` rows into chunks of ``size`` (the last one padded)."""
 
     size: int
-    num_chunks: int
     num_rows: int
-
-    @property
-    def padding(self) -> int:
-        return self.size * self.num_chunks - self.num_rows
 
 
 def _chunking(num_rows: int, num_cols: int, chunk_size: int | None) -> _Chunks:
     size = auto_chunk_size(num_rows, num_cols) if chunk_size is None else chunk_size
-    size = max(1, min(size, num_rows))
-    return _Chunks(size, -(-num_rows // size), num_rows)
+    return _Chunks(max(1, min(size, num_rows)), num_rows)
 
 
 def _chunked(ch: _Chunks, tree):
     """Every leaf padded with zeros along axis 0 and split into ``(count, size, ...)``."""
-
-    def one(x):
-        x = jnp.asarray(x)
-        if ch.padding:
-            x = jnp.pad(x, [(0, ch.padding)] + [(0, 0)] * (x.ndim - 1))
-        return x.reshape((ch.num_chunks, ch.size) + x.shape[1:])
-
-    return jax.tree.map(one, tree)
+    return jax.tree.map(lambda x: split_rows(pad_rows(jnp.asarray(x), ch.size), ch.size), tree)
 
 
 def _unchunked(ch: _Chunks, tree):
-    return jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:])[: ch.num_rows], tree)
+    return jax.tree.map(lambda x: merge_rows(x)[: ch.num_rows], tree)
 
 
 def _grad_ab(dp, a_c, b, acc):
@@ -308,60 +307,48 @@ def pairwise_rows(
 # A scalar total, its gradient computed in the forward pass
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
-def _total(block_fn, ch, a, b, rows, cols, params):
-    def body(total, chunk):
-        a_c, rows_c = chunk
-        return total + block_fn(dot_rows(a_c, b), rows_c, cols, params), None
-
-    acc = compute_dtype(jnp.promote_types(a.dtype, b.dtype))
-    total, _ = lax.scan(body, _zeros((), acc, b), _chunked(ch, (a, rows)))
-    return total
-
-
-def _total_fwd(block_fn, ch, a, b, rows, cols, params):
-    acc = compute_dtype(jnp.promote_types(a.dtype, b.dtype))
+def _total_chunk(block_fn, shared, rows, grads):
+    """One chunk of :func:`pairwise_total` for ``sum_with_forward_gradients``: its value,
+    the gradients of its rows, and ``grads`` plus its share of the shared arguments'."""
+    b, cols, params = shared
+    a_c, rows_c = rows
+    acc = compute_dtype(jnp.promote_types(a_c.dtype, b.dtype))
     col_floats, merge_cols = _split(cols)
     par_floats, merge_params = _split(params)
+    row_floats, merge_rows_c = _split(rows_c)
 
-    def body(carry, chunk):
-        total, db, d_cols, d_params = carry
-        a_c, rows_c = chunk
-        row_floats, merge_rows = _split(rows_c)
+    def fn(p, row_f, col_f, par_f):
+        return block_fn(p, merge_rows_c(row_f), merge_cols(col_f), merge_params(par_f))
 
-        def fn(p, row_f, col_f, par_f):
-            return block_fn(p, merge_rows(row_f), merge_cols(col_f), merge_params(par_f))
-
-        value, vjp = jax.vjp(fn, dot_rows(a_c, b), row_floats, col_floats, par_floats)
-        dp, d_rows, d_col, d_par = vjp(jnp.ones_like(value))
-        da_c, db_c = _grad_ab(dp, a_c, b, acc)
-        carry = (total + value, db + db_c, _add(d_cols, d_col), _add(d_params, d_par))
-        return carry, (da_c, d_rows)
-
-    init = (
-        _zeros((), acc, b),
-        _zeros(b.shape, acc, b),
-        [jnp.zeros_like(x) for x in col_floats],
-        [jnp.zeros_like(x) for x in par_floats],
+    value, vjp = jax.vjp(fn, dot_rows(a_c, b), row_floats, col_floats, par_floats)
+    dp, d_rows, d_col, d_par = vjp(jnp.ones_like(value))
+    da_c, db_c = _grad_ab(dp, a_c, b, acc)
+    db, d_cols, d_params = grads
+    grads = (
+        db + db_c,
+        _merged(cols, _add(_floats(d_cols), d_col)),
+        _merged(params, _add(_floats(d_params), d_par)),
     )
-    (total, db, d_cols, d_params), (da, d_rows) = lax.scan(body, init, _chunked(ch, (a, rows)))
-    grads = (_unchunked(ch, da), db, _unchunked(ch, d_rows), d_cols, d_params)
-    return total, (a, b, rows, cols, params, grads)
+    return value, (da_c, _merged(rows_c, d_rows)), grads
 
 
-def _total_bwd(block_fn, ch, res, g):
-    a, b, rows, cols, params, (da, db, d_rows, d_cols, d_params) = res
-    scale = lambda tree: [g.astype(x.dtype) * x for x in tree]  # noqa: E731
-    return (
-        (g * da).astype(a.dtype),
-        (g * db).astype(b.dtype),
-        _cotangents(rows, scale(d_rows)),
-        _cotangents(cols, scale(d_cols)),
-        _cotangents(params, scale(d_params)),
-    )
+def _floats(tree) -> list:
+    """The non-None leaves of an accumulator tree (the floating leaves' gradients)."""
+    return [x for x in jax.tree.leaves(tree) if x is not None]
 
 
-_total.defvjp(_total_fwd, _total_bwd)
+def _merged(tree, float_grads):
+    """A tree like ``tree``: ``float_grads`` at its floating leaves, None elsewhere."""
+    leaves, treedef = jax.tree.flatten(tree)
+    it = iter(float_grads)
+    return jax.tree.unflatten(treedef, [next(it) if _is_float(x) else None for x in leaves])
+
+
+def _total_zero_grads(shared):
+    b, cols, params = shared
+    acc = compute_dtype(b.dtype)
+    zeros = lambda tree: _merged(tree, [jnp.zeros_like(x) for x in _split(tree)[0]])  # noqa: E731
+    return _zeros(b.shape, acc, b), zeros(cols), zeros(params)
 
 
 def pairwise_total(
@@ -384,4 +371,10 @@ def pairwise_total(
     """
     ch = _chunking(a.shape[0], b.shape[0], chunk_size)
     a, b, rows, cols, params = _one_type(a, b, rows, cols, params)
-    return _total(block_fn, ch, a, b, rows, cols, params)
+    return sum_with_forward_gradients(
+        functools.partial(_total_chunk, block_fn),
+        _total_zero_grads,
+        (b, cols, params),
+        (a, rows),
+        row_chunk=ch.size,
+    )
